@@ -1,0 +1,238 @@
+"""Configuration of the Neuroformer model and named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+MODALITIES = ("id", "frames", "behavior")
+
+
+@dataclass
+class NeuroformerConfig:
+    """Hyper-parameters of :class:`~nfestimators.model.Neuroformer`.
+
+    Parameters
+    ----------
+    n_neurons : int
+        Number of neurons N; the id vocabulary is ``N + 3`` (values, SOS, EOS, PAD).
+    n_dt : int
+        Number of dt values K; the dt vocabulary is ``K + 3``.
+    n_embd, n_head : int
+        Model width E and number of attention heads.
+    n_layers_state : int
+        Causal self-attention blocks over the current tokens, used twice with separate
+        weights: in the feature encoder and as the final stack.
+    n_layers_history : int
+        Cross-attention blocks from the current tokens to the past-window tokens.
+    n_layers_stimulus : int
+        Bidirectional self-attention blocks over the frame tokens (feature encoder) and
+        cross-attention blocks from the current tokens to the frame tokens.
+    n_layers_behavior : int
+        Cross-attention blocks from the current tokens to the behaviour inputs.
+    block_size, block_size_prev : int
+        Maximum current and past token lengths (size of the position embeddings).
+    dropout_attn, dropout_resid, dropout_embd, dropout_frames : float
+        Dropout on attention probabilities, residual branches, token and behaviour
+        embeddings, and frame tokens.
+    time_embedding : {"learned", "sinusoidal"}
+        Learned MLP on the dt index (what the original's trained models use) or a fixed
+        sinusoid of it.
+    frames_shape : tuple of int or None
+        ``(F, H, W)`` of a stimulus clip; None builds no stimulus path.
+    frame_kernel, frame_stride : tuple of int
+        Conv3d kernel and stride of the frame tokenizer; ``frame_stride=None`` means the
+        kernel (non-overlapping patches).
+    frame_pe : bool
+        Add the 3-D sinusoidal position encoding to the frame tokens.
+    n_behavior_inputs : int
+        Number of behaviour input variables (``batch["behavior"]`` has this many columns).
+    n_targets, n_classes : int
+        Width of the regression and classification heads (0 builds no head).
+    contrastive : tuple of str
+        Modalities to align among ``"id"``, ``"frames"``, ``"behavior"``. The contrastive
+        loss and the CLIP projection exist only when two or more are named.
+    clip_embd : int or None
+        Width of the CLIP projection (None means ``n_embd``).
+    clip_temp : float
+        Temperature of the InfoNCE similarities.
+    symmetric_clip : bool
+        Symmetric CLIP loss instead of the original one-directional InfoNCE.
+    loss_weight_id, loss_weight_dt, loss_weight_contrastive, loss_weight_regression, \
+loss_weight_classification : float
+        Default weights of :meth:`Neuroformer.total_loss`.
+    compat_drop_frame_pe : bool
+        Original behaviour (spec 3.3): the 3-D frame position encoding is computed and
+        discarded, so frame tokens carry no position.
+    compat_layernorm_behavior : bool
+        Original behaviour (spec 3.6): a LayerNorm over the size-1 value axis precedes the
+        value projection, so the behaviour *value* never reaches the model.
+    compat_attend_pad : bool
+        Original behaviour (spec 3.4): no key-padding masks; PAD tokens of the past and
+        current blocks are attended to.
+    compat_pool_pad : bool
+        Original behaviour (spec 3.8, 4.2): mean pooling of the final stream includes
+        PAD positions.
+    """
+
+    n_neurons: int
+    n_dt: int
+    n_embd: int = 256
+    n_head: int = 8
+    n_layers_state: int = 6
+    n_layers_history: int = 6
+    n_layers_stimulus: int = 6
+    n_layers_behavior: int = 4
+    block_size: int = 100
+    block_size_prev: int = 700
+    dropout_attn: float = 0.2
+    dropout_resid: float = 0.2
+    dropout_embd: float = 0.2
+    dropout_frames: float = 0.2
+    time_embedding: str = "learned"
+    frames_shape: tuple[int, int, int] | None = None
+    frame_kernel: tuple[int, int, int] = (3, 5, 5)
+    frame_stride: tuple[int, int, int] | None = None
+    frame_pe: bool = True
+    n_behavior_inputs: int = 0
+    n_targets: int = 0
+    n_classes: int = 0
+    contrastive: tuple[str, ...] = ("id",)
+    clip_embd: int | None = None
+    clip_temp: float = 0.5
+    symmetric_clip: bool = False
+    loss_weight_id: float = 0.45
+    loss_weight_dt: float = 0.30
+    loss_weight_contrastive: float = 0.25
+    loss_weight_regression: float = 1.0
+    loss_weight_classification: float = 1.0
+    compat_drop_frame_pe: bool = False
+    compat_layernorm_behavior: bool = False
+    compat_attend_pad: bool = False
+    compat_pool_pad: bool = False
+
+    def __post_init__(self):
+        # Accept lists (e.g. after a JSON round trip) for the tuple fields.
+        if self.frames_shape is not None:
+            self.frames_shape = tuple(int(s) for s in self.frames_shape)
+        self.frame_kernel = tuple(int(k) for k in self.frame_kernel)
+        if self.frame_stride is not None:
+            self.frame_stride = tuple(int(s) for s in self.frame_stride)
+        self.contrastive = tuple(self.contrastive)
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd={self.n_embd} is not a multiple of n_head={self.n_head}")
+        if self.n_embd % 2 != 0:
+            raise ValueError(f"n_embd must be even, got {self.n_embd}")
+        if self.time_embedding not in ("learned", "sinusoidal"):
+            raise ValueError(f"time_embedding must be 'learned' or 'sinusoidal', got {self.time_embedding!r}")
+        unknown = set(self.contrastive) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown contrastive modalities {sorted(unknown)}; choose among {MODALITIES}")
+        if self.n_neurons < 1 or self.n_dt < 1:
+            raise ValueError("n_neurons and n_dt must be positive")
+
+    # Vocabulary (docs/design.md): values first, then SOS, EOS, PAD.
+    @property
+    def id_vocab_size(self) -> int:
+        return self.n_neurons + 3
+
+    @property
+    def dt_vocab_size(self) -> int:
+        return self.n_dt + 3
+
+    @property
+    def sos_id(self) -> int:
+        return self.n_neurons
+
+    @property
+    def eos_id(self) -> int:
+        return self.n_neurons + 1
+
+    @property
+    def pad_id(self) -> int:
+        return self.n_neurons + 2
+
+    @property
+    def sos_dt(self) -> int:
+        return self.n_dt
+
+    @property
+    def eos_dt(self) -> int:
+        return self.n_dt + 1
+
+    @property
+    def pad_dt(self) -> int:
+        return self.n_dt + 2
+
+    @property
+    def use_contrastive(self) -> bool:
+        """True when two or more modalities are aligned (loss and projection exist)."""
+        return len(set(self.contrastive)) >= 2
+
+    @property
+    def use_frames(self) -> bool:
+        return self.frames_shape is not None and self.n_layers_stimulus > 0
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {
+            "id": self.loss_weight_id,
+            "dt": self.loss_weight_dt,
+            "contrastive": self.loss_weight_contrastive,
+            "regression": self.loss_weight_regression,
+            "classification": self.loss_weight_classification,
+        }
+
+    def to_dict(self) -> dict:
+        """Plain-dict form, inverse of ``NeuroformerConfig(**d)``."""
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # The lateral Visnav configuration of the paper (spec 1.3).
+    "paper": dict(
+        n_embd=256, n_head=8, n_layers_state=6, n_layers_history=6, n_layers_stimulus=6,
+        n_layers_behavior=4, block_size=100, block_size_prev=700,
+        dropout_attn=0.2, dropout_resid=0.2, dropout_embd=0.2, dropout_frames=0.2,
+    ),
+    # CPU-friendly: trains in minutes on a laptop.
+    "small": dict(
+        n_embd=64, n_head=4, n_layers_state=2, n_layers_history=2, n_layers_stimulus=2,
+        n_layers_behavior=2, block_size=100, block_size_prev=100,
+        dropout_attn=0.1, dropout_resid=0.1, dropout_embd=0.1, dropout_frames=0.1,
+    ),
+    # Unit tests.
+    "tiny": dict(
+        n_embd=32, n_head=2, n_layers_state=1, n_layers_history=1, n_layers_stimulus=1,
+        n_layers_behavior=1, block_size=32, block_size_prev=32,
+        dropout_attn=0.0, dropout_resid=0.0, dropout_embd=0.0, dropout_frames=0.0,
+    ),
+}
+
+
+def make_config(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id",), **overrides):
+    """Build a :class:`NeuroformerConfig` from a named preset.
+
+    Parameters
+    ----------
+    preset : {"paper", "small", "tiny"}
+        Name of an entry of :data:`PRESETS`.
+    n_neurons, n_dt : int
+        Vocabulary sizes (see :class:`NeuroformerConfig`).
+    frames_shape : tuple of int or None
+        ``(F, H, W)`` of the stimulus clip, or None for no stimulus.
+    contrastive : tuple of str
+        Modalities to align.
+    **overrides
+        Any other :class:`NeuroformerConfig` field.
+
+    Returns
+    -------
+    NeuroformerConfig
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose among {sorted(PRESETS)}")
+    fields = {**PRESETS[preset], **overrides}
+    return NeuroformerConfig(
+        n_neurons=n_neurons, n_dt=n_dt, frames_shape=frames_shape, contrastive=contrastive, **fields
+    )

@@ -1,0 +1,371 @@
+"""The Neuroformer model (spec 3-4): a multimodal GPT over spike tokens.
+
+Data flow, for a batch dict as in ``docs/design.md``::
+
+    current tokens ─ tok + time + pos ─► causal SA × n_layers_state (feature encoder) ─► h
+    past tokens    ─ tok + time_prev + pos_prev ─► P                    (embedded only)
+    frames         ─ Conv3d tokens [+ 3-D PE], SOS prepended ─► SA × n_layers_stimulus ─► V
+    behaviour      ─ value * w_v + e_v ─► M
+    h ─► cross-attn to P (n_layers_history) ─► to V (n_layers_stimulus) ─► to M (n_layers_behavior)
+      ─► causal SA × n_layers_state ─► z ─► id / dt heads at every position
+    masked mean of z ─► regression / classification heads, contrastive latent "id"
+
+Everything that does not depend on the current tokens is computed by
+:meth:`Neuroformer.encode_context`; the current-token path :meth:`Neuroformer.decode`
+runs either on a whole sequence or incrementally with a :class:`DecodeState` (K/V caches
+of the causal self-attention layers, cross-attention K/V computed once). ``forward``
+uses the same path without a cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import KV, CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
+from .config import NeuroformerConfig
+from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
+from .losses import contrastive_loss, sclm_loss
+
+
+@dataclass
+class Context:
+    """Encoded inputs that do not depend on the current tokens (None when absent).
+
+    Attributes
+    ----------
+    past : Tensor of shape (B, Tp, E) or None
+        Embedded past-window tokens.
+    past_valid : BoolTensor of shape (B, Tp) or None
+        False at PAD past tokens; None when padding is not masked.
+    frames : Tensor of shape (B, 1 + n_frame_tokens, E) or None
+        Frame feature-encoder output (SOS token first).
+    behavior : Tensor of shape (B, n_behavior_inputs, E) or None
+        Behaviour input embeddings.
+    """
+
+    past: torch.Tensor | None = None
+    past_valid: torch.Tensor | None = None
+    frames: torch.Tensor | None = None
+    behavior: torch.Tensor | None = None
+
+
+@dataclass
+class DecodeState:
+    """Incremental decoding state of a batch of windows.
+
+    Attributes
+    ----------
+    memory : dict of str to (list of KV, mask)
+        Per fusion stage ("history", "stimulus", "behavior") present: the cross-attention
+        K/V of each block and the key mask (B, 1, 1, Tk) or None.
+    self_kv : list of KV or None
+        K/V cache of every causal self-attention layer (feature encoder, then final stack),
+        each (B, H, length, E/H).
+    length : int
+        Number of tokens already decoded.
+    """
+
+    memory: dict[str, tuple[list[KV], torch.Tensor | None]]
+    self_kv: list[KV | None] = field(default_factory=list)
+    length: int = 0
+
+    def select(self, rows):
+        """The state of the windows ``rows`` (LongTensor of row indices) only."""
+        memory = {
+            name: ([(k[rows], v[rows]) for k, v in kvs], None if mask is None else mask[rows])
+            for name, (kvs, mask) in self.memory.items()
+        }
+        self_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.self_kv]
+        return DecodeState(memory, self_kv, self.length)
+
+
+class Neuroformer(nn.Module):
+    """Neuroformer (Antoniades et al., ICLR 2024) on spike tokens.
+
+    Parameters
+    ----------
+    config : NeuroformerConfig
+
+    Examples
+    --------
+    >>> import torch
+    >>> from nfestimators.model import build_model
+    >>> model = build_model("tiny", n_neurons=10, n_dt=6)
+    >>> batch = {"id": torch.tensor([[10, 3, 11]]), "dt": torch.tensor([[0, 2, 7]]),
+    ...          "target_id": torch.tensor([[3, 11, 12]]), "target_dt": torch.tensor([[2, 7, 8]])}
+    >>> out = model(batch)
+    >>> out["logits_id"].shape, sorted(out["losses"])
+    (torch.Size([1, 3, 13]), ['dt', 'id'])
+    """
+
+    def __init__(self, config: NeuroformerConfig):
+        super().__init__()
+        self.config = c = config
+        E = c.n_embd
+
+        def self_blocks(n):
+            return nn.ModuleList(
+                SelfAttentionBlock(E, c.n_head, c.dropout_attn, c.dropout_resid) for _ in range(n)
+            )
+
+        def cross_blocks(n):
+            return nn.ModuleList(
+                CrossAttentionBlock(E, c.n_head, c.dropout_attn, c.dropout_resid) for _ in range(n)
+            )
+
+        # Current tokens; the token embedding is shared with the past tokens.
+        self.tok_emb = nn.Embedding(c.id_vocab_size, E)
+        self.pos_emb = nn.Parameter(torch.zeros(1, c.block_size, E))
+        self.time_emb = TimeEmbedding(E, c.time_embedding)
+        self.drop_embd = nn.Dropout(c.dropout_embd)
+        self.fusion = nn.ModuleDict()
+
+        # Past tokens: embedded only, no encoder (as the original).
+        self.register_parameter("pos_emb_prev", None)
+        self.time_emb_prev = None
+        if c.n_layers_history > 0:
+            self.pos_emb_prev = nn.Parameter(torch.zeros(1, c.block_size_prev, E))
+            self.time_emb_prev = TimeEmbedding(E, c.time_embedding)
+            self.fusion["history"] = cross_blocks(c.n_layers_history)
+
+        # Stimulus: frame tokens and their bidirectional feature encoder.
+        self.video = None
+        self.frame_blocks = nn.ModuleList()
+        if c.use_frames:
+            self.video = VideoEncoder(
+                E, c.frame_kernel, c.frame_stride, position_code=c.frame_pe and not c.compat_drop_frame_pe
+            )
+            self.drop_frames = nn.Dropout(c.dropout_frames)
+            self.frame_blocks = self_blocks(c.n_layers_stimulus)
+            self.fusion["stimulus"] = cross_blocks(c.n_layers_stimulus)
+
+        # Behaviour inputs.
+        self.behavior_emb = None
+        aligns_behavior = c.use_contrastive and "behavior" in c.contrastive
+        if c.n_behavior_inputs > 0 and (c.n_layers_behavior > 0 or aligns_behavior):
+            self.behavior_emb = BehaviorEmbedding(c.n_behavior_inputs, E, c.compat_layernorm_behavior)
+            if c.n_layers_behavior > 0:
+                self.fusion["behavior"] = cross_blocks(c.n_layers_behavior)
+
+        # Causal self-attention: feature encoder and final stack (separate weights).
+        self.state_blocks = self_blocks(c.n_layers_state)
+        self.decoder_blocks = self_blocks(c.n_layers_state)
+
+        # Heads.
+        self.head_id = nn.Linear(E, c.id_vocab_size, bias=False)
+        self.head_dt = nn.Linear(E, c.dt_vocab_size, bias=False)
+        self.head_reg = nn.Linear(E, c.n_targets) if c.n_targets > 0 else None
+        self.head_cls = nn.Linear(E, c.n_classes, bias=False) if c.n_classes > 0 else None
+        self.clip_proj = nn.Linear(E, c.clip_embd or E, bias=False) if c.use_contrastive else None
+
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ context
+    def encode_context(self, batch):
+        """Encode the past tokens, frames and behaviour inputs of ``batch``.
+
+        Parameters
+        ----------
+        batch : dict
+            Batch dict (``docs/design.md``); ``id``/``dt`` and targets are not used.
+            Modalities absent from the batch or not built in this model are skipped.
+
+        Returns
+        -------
+        Context
+        """
+        c = self.config
+        context = Context()
+        if "history" in self.fusion and "id_prev" in batch:
+            id_prev = batch["id_prev"]  # (B, Tp)
+            Tp = id_prev.shape[1]
+            if Tp > c.block_size_prev:
+                raise ValueError(f"past block length {Tp} exceeds block_size_prev={c.block_size_prev}")
+            past = self.tok_emb(id_prev) + self.time_emb_prev(batch["dt_prev"]) + self.pos_emb_prev[:, :Tp]
+            context.past = self.drop_embd(past)  # (B, Tp, E)
+            if not c.compat_attend_pad:
+                context.past_valid = id_prev != c.pad_id
+        if self.video is not None and "frames" in batch:
+            frames = batch["frames"]  # (B, 1, F, H, W)
+            B = frames.shape[0]
+            sos = self._embed_tokens(
+                torch.full((B, 1), c.sos_id, device=frames.device),
+                torch.zeros((B, 1), device=frames.device),
+                offset=0,
+            )  # (B, 1, E)
+            x = self.drop_frames(torch.cat([sos, self.video(frames)], dim=1))  # (B, 1 + Nf, E)
+            for block in self.frame_blocks:
+                x, _ = block(x)
+            context.frames = x
+        if self.behavior_emb is not None and "behavior" in batch:
+            context.behavior = self.drop_embd(self.behavior_emb(batch["behavior"]))  # (B, V, E)
+        return context
+
+    def _fusion_memory(self, context):
+        """Cross-attention K/V of every fusion block whose modality is in ``context``."""
+        sources = {
+            "history": (context.past, padding_mask(context.past_valid)),
+            "stimulus": (context.frames, None),
+            "behavior": (context.behavior, None),
+        }
+        memory = {}
+        for name, blocks in self.fusion.items():
+            tokens, mask = sources[name]
+            if tokens is not None:
+                memory[name] = ([block.attn.memory_kv(tokens) for block in blocks], mask)
+        return memory
+
+    def start_decoding(self, context):
+        """Empty :class:`DecodeState` for incremental decoding given an encoded context."""
+        return DecodeState(self._fusion_memory(context), [None] * (2 * self.config.n_layers_state))
+
+    # ------------------------------------------------------------ current path
+    def _embed_tokens(self, ids, dts, offset):
+        """Token + dt time + position embedding (B, T, E) of tokens at ``offset`` onwards."""
+        T = ids.shape[1]
+        if offset + T > self.config.block_size:
+            raise ValueError(f"sequence length {offset + T} exceeds block_size={self.config.block_size}")
+        return self.tok_emb(ids) + self.time_emb(dts) + self.pos_emb[:, offset : offset + T]
+
+    def decode(self, ids, dts, context=None, state=None):
+        """Run the current tokens through the feature encoder and the fusion transformer.
+
+        Parameters
+        ----------
+        ids, dts : LongTensor of shape (B, T)
+            Current id and dt tokens. With ``state``, these are the next T tokens after the
+            ``state.length`` already decoded ones and must not contain PAD.
+        context : Context, optional
+            Encoded context; used when ``state`` is None.
+        state : DecodeState, optional
+            Incremental decoding state; updated in place (caches grow by T).
+
+        Returns
+        -------
+        Tensor of shape (B, T, E)
+            Final stream z.
+        """
+        c = self.config
+        T = ids.shape[1]
+        if state is None:
+            offset, memory = 0, self._fusion_memory(context)
+            self_kv = [None] * (2 * c.n_layers_state)
+            key_valid = None if c.compat_attend_pad else ids != c.pad_id
+        else:
+            offset, memory, self_kv, key_valid = state.length, state.memory, state.self_kv, None
+        mask, is_causal = causal_mask(T, offset, key_valid)
+
+        x = self.drop_embd(self._embed_tokens(ids, dts, offset))  # (B, T, E)
+        n = c.n_layers_state
+        for i, block in enumerate(self.state_blocks):
+            x, self_kv[i] = block(x, mask, is_causal, self_kv[i])
+        for name, (kvs, kv_mask) in memory.items():
+            for block, kv in zip(self.fusion[name], kvs):
+                x = block(x, kv, kv_mask)
+        for i, block in enumerate(self.decoder_blocks):
+            x, self_kv[n + i] = block(x, mask, is_causal, self_kv[n + i])
+        if state is not None:
+            state.length += T
+        return x
+
+    def token_logits(self, z):
+        """Next-token id and dt logits, (B, T, N+3) and (B, T, K+3), from the final stream."""
+        return self.head_id(z), self.head_dt(z)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch):
+        """Full forward pass and the losses whose targets are in ``batch``.
+
+        Parameters
+        ----------
+        batch : dict
+            Batch dict of ``docs/design.md``.
+
+        Returns
+        -------
+        dict
+            ``logits_id`` (B, T, N+3), ``logits_dt`` (B, T, K+3), ``pooled`` (B, E),
+            ``latents`` (modality -> (B, clip_embd), L2-normalized; only the contrastive
+            modalities present, empty without contrastive), ``y_reg`` (B, n_targets) and
+            ``class_logits`` (B, n_classes) when the heads exist, and ``losses``
+            (unweighted: ``id``, ``dt``, ``contrastive``, ``regression``,
+            ``classification`` as present).
+        """
+        c = self.config
+        ids = batch["id"]
+        context = self.encode_context(batch)
+        z = self.decode(ids, batch["dt"], context=context)  # (B, T, E)
+        logits_id, logits_dt = self.token_logits(z)
+
+        valid = torch.ones_like(ids, dtype=torch.bool) if c.compat_pool_pad else ids != c.pad_id
+        weights = valid.unsqueeze(-1).to(z.dtype)  # (B, T, 1)
+        pooled = (z * weights).sum(1) / weights.sum(1)  # (B, E)
+        out = {"logits_id": logits_id, "logits_dt": logits_dt, "pooled": pooled}
+
+        latents = {}
+        if self.clip_proj is not None:
+            features = {
+                "id": pooled,
+                "frames": None if context.frames is None else context.frames.mean(1),
+                "behavior": None if context.behavior is None else context.behavior.mean(1),
+            }
+            for name in dict.fromkeys(c.contrastive):
+                if features[name] is not None:
+                    latents[name] = F.normalize(self.clip_proj(features[name]), dim=-1)
+        out["latents"] = latents
+
+        losses = {}
+        if "target_id" in batch:
+            losses["id"] = sclm_loss(logits_id, batch["target_id"], c.pad_id)
+        if "target_dt" in batch:
+            losses["dt"] = sclm_loss(logits_dt, batch["target_dt"], c.pad_dt)
+        if len(latents) >= 2:
+            losses["contrastive"] = contrastive_loss(latents, c.clip_temp, c.symmetric_clip)
+        if self.head_reg is not None:
+            out["y_reg"] = self.head_reg(pooled)  # (B, n_targets)
+            if "y_reg" in batch:
+                target = batch["y_reg"].float().reshape(out["y_reg"].shape)
+                losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
+        if self.head_cls is not None:
+            out["class_logits"] = self.head_cls(pooled)  # (B, n_classes)
+            if "y_cls" in batch:
+                losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
+        out["losses"] = losses
+        return out
+
+    def total_loss(self, losses, weights=None, bprop=None):
+        """Weighted sum of losses.
+
+        Parameters
+        ----------
+        losses : dict of str to Tensor
+            Unweighted losses, e.g. ``forward(batch)["losses"]``.
+        weights : dict of str to float, optional
+            Overrides of the config's default weights.
+        bprop : iterable of str, optional
+            Keys to include (all present when None).
+
+        Returns
+        -------
+        Tensor
+            Scalar loss.
+        """
+        w = {**self.config.loss_weights, **(weights or {})}
+        keys = [k for k in losses if bprop is None or k in set(bprop)]
+        if not keys:
+            raise ValueError(f"no loss to sum: losses {sorted(losses)}, bprop {bprop}")
+        return sum(w[k] * losses[k] for k in keys)
