@@ -1,0 +1,7 @@
+"""Data layer: the SpikeWindows container, the tokenizer and batching (no model code)."""
+
+from .collate import TokenStore
+from .tokenizer import SpikeTokenizer, SpikeTokens, TokenBudgetWarning
+from .windows import SpikeWindows, as_windows
+
+__all__ = ["SpikeTokenizer", "SpikeTokens", "SpikeWindows", "TokenBudgetWarning", "TokenStore", "as_windows"]

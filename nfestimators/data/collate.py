@@ -1,0 +1,96 @@
+"""Token blocks of a whole dataset held as device tensors; padded batches cut from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .tokenizer import SpikeTokens
+
+__all__ = ["TokenStore"]
+
+
+def _to_device(array, device, dtype=None):
+    if array is None:
+        return None
+    tensor = torch.as_tensor(np.ascontiguousarray(array))
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    if torch.device(device).type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+class TokenStore:
+    """All token blocks of a dataset on one device, tokenized once per fit.
+
+    ``batch(rows)`` gathers the rows on the device and cuts every block to the batch's own
+    longest sequence (not to the full block size), so short windows cost short attention.
+    Only the small index array crosses from host to device per batch, and the lengths used
+    to trim stay on the host, so making a batch never waits for the GPU.
+
+    Parameters
+    ----------
+    tokens : SpikeTokens
+        Output of :meth:`SpikeTokenizer.transform`.
+    device : str or torch.device
+    stimulus : ndarray (n_frames_total, height, width), optional
+        The shared movie; moved to the device once.
+    frame_index : ndarray (n_samples, n_frames), optional
+    behavior : ndarray (n_samples, n_inputs), optional
+        Behaviour inputs (already standardized).
+    y_reg : ndarray (n_samples, n_targets), optional
+    y_cls : ndarray (n_samples,), optional
+        Class indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nfestimators import SpikeTokenizer, SpikeWindows
+    >>> X = SpikeWindows.from_counts(np.eye(4, 40, dtype=int), dt=0.01, window=0.05,
+    ...                              prev_window=0.05)
+    >>> store = TokenStore(SpikeTokenizer().fit(X).transform(X), "cpu")
+    >>> batch = store.batch(np.array([0, 1]))
+    >>> sorted(batch), tuple(batch["id"].shape), tuple(batch["id_prev"].shape)
+    (['dt', 'dt_prev', 'id', 'id_prev', 'target_dt', 'target_id'], (2, 5), (2, 6))
+    """
+
+    def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
+                 behavior=None, y_reg=None, y_cls=None):
+        self.device = torch.device(device)
+        self.length = np.asarray(tokens.length)
+        self.prev_length = None if tokens.id_prev is None else np.asarray(tokens.prev_length)
+        self.id = _to_device(tokens.id, device)
+        self.dt = _to_device(tokens.dt, device)
+        self.id_prev = _to_device(tokens.id_prev, device)
+        self.dt_prev = _to_device(tokens.dt_prev, device)
+        self.stimulus = _to_device(stimulus, device, torch.float32)
+        self.frame_index = _to_device(frame_index, device, torch.long)
+        self.behavior = _to_device(behavior, device, torch.float32)
+        self.y_reg = _to_device(y_reg, device, torch.float32)
+        self.y_cls = _to_device(y_cls, device, torch.long)
+
+    def __len__(self):
+        return len(self.length)
+
+    def batch(self, rows):
+        """The batch dict (``docs/design.md``) of the given row indices (a numpy int array)."""
+        rows = np.asarray(rows)
+        idx = _to_device(rows.astype(np.int64), self.device)
+        n_cols = int(self.length[rows].max()) + 1  # SOS + events; the last target is EOS
+        seq_id, seq_dt = self.id[idx, : n_cols + 1].long(), self.dt[idx, : n_cols + 1].long()
+        batch = {
+            "id": seq_id[:, :-1], "dt": seq_dt[:, :-1],
+            "target_id": seq_id[:, 1:], "target_dt": seq_dt[:, 1:],
+        }
+        if self.id_prev is not None:
+            n_prev = int(self.prev_length[rows].max()) + 2  # SOS + events + EOS
+            batch["id_prev"] = self.id_prev[idx, :n_prev].long()
+            batch["dt_prev"] = self.dt_prev[idx, :n_prev].long()
+        if self.stimulus is not None:
+            batch["frames"] = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
+        for key in ("behavior", "y_reg", "y_cls"):
+            value = getattr(self, key)
+            if value is not None:
+                batch[key] = value[idx]
+        return batch

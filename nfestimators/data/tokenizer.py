@@ -1,0 +1,244 @@
+"""Spike windows -> Neuroformer token blocks (spec section 2), vectorized over all windows."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .windows import SpikeWindows, _offsets_from_lengths, as_windows
+
+__all__ = ["SpikeTokenizer", "SpikeTokens", "TokenBudgetWarning"]
+
+
+class TokenBudgetWarning(UserWarning):
+    """Some windows held more spikes than the token budget; their earliest spikes were dropped."""
+
+
+@dataclass
+class SpikeTokens:
+    """Token blocks of many windows (the layout of ``docs/design.md``).
+
+    Attributes
+    ----------
+    id, dt : ndarray of int32, shape (n_samples, max_tokens + 1)
+        ``[SOS, e_1..e_m, EOS, PAD...]`` and the matching dt tokens; the model input is
+        ``[:, :-1]`` and the next-token target ``[:, 1:]``.
+    length : ndarray of int64, shape (n_samples,)
+        Events kept per window (``m``).
+    id_prev, dt_prev : ndarray of int32, shape (n_samples, max_prev_tokens) or None
+        Past-window block ``[SOS, e_1..e_m, EOS, PAD...]``.
+    prev_length : ndarray of int64 or None
+    n_dropped, n_dropped_prev : ndarray of int64
+        Spikes dropped per window by the token budget.
+    """
+
+    id: np.ndarray
+    dt: np.ndarray
+    length: np.ndarray
+    n_dropped: np.ndarray
+    id_prev: np.ndarray | None = None
+    dt_prev: np.ndarray | None = None
+    prev_length: np.ndarray | None = None
+    n_dropped_prev: np.ndarray | None = None
+
+    def __len__(self):
+        return len(self.length)
+
+    @property
+    def input_id(self):
+        return self.id[:, :-1]
+
+    @property
+    def target_id(self):
+        return self.id[:, 1:]
+
+    @property
+    def input_dt(self):
+        return self.dt[:, :-1]
+
+    @property
+    def target_dt(self):
+        return self.dt[:, 1:]
+
+
+def _fill_block(neuron, bins, offsets, capacity, id_specials, dt_specials):
+    """Place the latest events of every window into a padded block, all windows at once.
+
+    ``capacity`` is the row length. Row = [SOS, kept events, EOS, PAD...], so at most
+    ``capacity - 2`` events are kept.
+    """
+    id_sos, id_eos, id_pad = id_specials
+    dt_eos, dt_pad = dt_specials
+    n = len(offsets) - 1
+    n_events = np.diff(offsets)
+    keep = np.minimum(n_events, capacity - 2)
+    ids = np.full((n, capacity), id_pad, dtype=np.int32)
+    dts = np.full((n, capacity), dt_pad, dtype=np.int32)
+    ids[:, 0] = id_sos
+    dts[:, 0] = 0  # the SOS position carries the "0 s" dt token (spec 2.3)
+    first_kept = offsets[1:] - keep
+    window = np.repeat(np.arange(n), n_events)
+    rank = np.arange(len(neuron)) - np.repeat(first_kept, n_events)  # position among kept
+    kept = rank >= 0
+    rows, cols = window[kept], 1 + rank[kept]
+    ids[rows, cols] = neuron[kept]
+    dts[rows, cols] = bins[kept]
+    ids[np.arange(n), 1 + keep] = id_eos
+    dts[np.arange(n), 1 + keep] = dt_eos
+    return ids, dts, keep.astype(np.int64), (n_events - keep).astype(np.int64)
+
+
+class SpikeTokenizer(TransformerMixin, BaseEstimator):
+    """Turn spike windows into Neuroformer token sequences.
+
+    Each spike becomes one token: its neuron id, with a dt token giving its bin offset from
+    the window start. Tokens are ordered time-major, then by ascending neuron inside a bin,
+    and a count of ``c`` repeats the neuron ``c`` times (spec section 2.3). Every block starts
+    with SOS and ends with EOS, then PAD. When a window holds more spikes than the budget,
+    the **latest** spikes are kept and a :class:`TokenBudgetWarning` says how many were
+    dropped.
+
+    Parameters
+    ----------
+    max_tokens : int, default=100
+        Length of the current-window input block (``block_size.id``); at most
+        ``max_tokens - 1`` spikes per window are kept.
+    max_prev_tokens : int, default=700
+        Length of the past-window block (``block_size.prev_id``); at most
+        ``max_prev_tokens - 2`` spikes are kept.
+
+    Attributes
+    ----------
+    n_neurons_ : int
+        Neurons seen in fit; id tokens ``0..n_neurons_ - 1``.
+    n_dt_ : int
+        Number of dt values ``0, dt, ..., max(window, prev_window)``.
+    dt_ : float
+        Bin width in seconds.
+    n_bins_, n_prev_bins_ : int
+        Window geometry seen in fit.
+    id_sos_, id_eos_, id_pad_, dt_sos_, dt_eos_, dt_pad_ : int
+        Special token indices (appended after the values, in that order).
+    id_vocab_size_, dt_vocab_size_ : int
+
+    Examples
+    --------
+    The worked example of the spec (section 2.3): neuron 7 fires in bin 1, neurons 2 and 9
+    in bin 3.
+
+    >>> import numpy as np
+    >>> from nfestimators import SpikeWindows, SpikeTokenizer
+    >>> counts = np.zeros((1, 10, 5), dtype=int)
+    >>> counts[0, 7, 1] = counts[0, 2, 3] = counts[0, 9, 3] = 1
+    >>> X = SpikeWindows.from_array(counts, dt=0.01)
+    >>> tok = SpikeTokenizer(max_tokens=6, max_prev_tokens=4).fit(X)
+    >>> t = tok.transform(X)
+    >>> tok.decode_ids(t.input_id[0])
+    ['SOS', 7, 2, 9, 'EOS', 'PAD']
+    >>> t.input_dt[0].tolist(), t.length.tolist()
+    ([0, 1, 3, 3, 7, 8], [3])
+    """
+
+    def __init__(self, max_tokens=100, max_prev_tokens=700):
+        self.max_tokens = max_tokens
+        self.max_prev_tokens = max_prev_tokens
+
+    def fit(self, X, y=None):
+        """Learn the vocabulary (neuron ids, dt values) from ``X``."""
+        X = as_windows(X)
+        if int(self.max_tokens) < 2 or int(self.max_prev_tokens) < 2:
+            raise ValueError("max_tokens and max_prev_tokens must be at least 2.")
+        self.n_neurons_ = X.n_neurons
+        self.dt_ = X.dt
+        self.n_bins_ = X.n_bins
+        self.n_prev_bins_ = X.n_prev_bins
+        self.n_dt_ = max(X.n_bins, X.n_prev_bins) + 1
+        self.id_sos_, self.id_eos_, self.id_pad_ = self.n_neurons_ + np.arange(3)
+        self.dt_sos_, self.dt_eos_, self.dt_pad_ = self.n_dt_ + np.arange(3)
+        self.id_vocab_size_ = self.n_neurons_ + 3
+        self.dt_vocab_size_ = self.n_dt_ + 3
+        self.n_features_in_ = X.n_neurons
+        return self
+
+    def check_windows(self, X):
+        """Return ``X`` as SpikeWindows after checking it matches the fitted vocabulary."""
+        check_is_fitted(self)
+        X = as_windows(X, dt=self.dt_)
+        if X.n_neurons != self.n_neurons_:
+            raise ValueError(f"X has {X.n_neurons} neurons, but the tokenizer was fitted with "
+                             f"{self.n_neurons_}.")
+        if not np.isclose(X.dt, self.dt_):
+            raise ValueError(f"X has dt={X.dt} s, but the tokenizer was fitted with dt={self.dt_} s.")
+        if max(X.n_bins, X.n_prev_bins) + 1 > self.n_dt_:
+            raise ValueError(f"X has windows of {X.n_bins} (past {X.n_prev_bins}) bins, longer than "
+                             f"the fitted dt vocabulary allows ({self.n_dt_ - 1} bins).")
+        return X
+
+    def transform(self, X):
+        """Token blocks of every window, as a :class:`SpikeTokens`."""
+        X = self.check_windows(X)
+        ids, dts, length, dropped = _fill_block(
+            X.neuron, X.bin, X.offsets, int(self.max_tokens) + 1,
+            (self.id_sos_, self.id_eos_, self.id_pad_), (self.dt_eos_, self.dt_pad_))
+        tokens = SpikeTokens(ids, dts, length, dropped)
+        if X.n_prev_bins:
+            p_ids, p_dts, p_len, p_dropped = _fill_block(
+                X.prev_neuron, X.prev_bin, X.prev_offsets, int(self.max_prev_tokens),
+                (self.id_sos_, self.id_eos_, self.id_pad_), (self.dt_eos_, self.dt_pad_))
+            tokens.id_prev, tokens.dt_prev = p_ids, p_dts
+            tokens.prev_length, tokens.n_dropped_prev = p_len, p_dropped
+        self._warn_dropped(tokens)
+        return tokens
+
+    def _warn_dropped(self, tokens):
+        for name, dropped, budget in (
+            ("current", tokens.n_dropped, int(self.max_tokens) - 1),
+            ("past", tokens.n_dropped_prev, int(self.max_prev_tokens) - 2),
+        ):
+            if dropped is not None and dropped.any():
+                warnings.warn(
+                    f"{int(np.count_nonzero(dropped))} of {len(dropped)} {name} windows hold more "
+                    f"than {budget} spikes; {int(dropped.sum())} of their earliest spikes were "
+                    f"dropped. Raise max_{'prev_' if name == 'past' else ''}tokens to keep them.",
+                    TokenBudgetWarning, stacklevel=3)
+
+    def inverse_transform(self, tokens):
+        """Events back from tokens (the spikes that were kept), as SpikeWindows."""
+        check_is_fitted(self)
+        neuron, bins, offsets = self.events_from_blocks(tokens.id, tokens.dt)
+        prev = {}
+        if tokens.id_prev is not None:
+            p_neuron, p_bins, p_offsets = self.events_from_blocks(tokens.id_prev, tokens.dt_prev)
+            prev = dict(prev_neuron=p_neuron, prev_bin=p_bins, prev_offsets=p_offsets,
+                        n_prev_bins=self.n_prev_bins_)
+        return SpikeWindows(neuron, bins, offsets, n_neurons=self.n_neurons_, dt=self.dt_,
+                            n_bins=self.n_bins_, **prev)
+
+    def events_from_blocks(self, ids, dts):
+        """Flat (neuron, bin, offsets) of the spike tokens in padded blocks (SOS/EOS/PAD dropped).
+
+        Tokens after a window's first EOS are ignored.
+        """
+        ids, dts = np.asarray(ids), np.asarray(dts)
+        specials = ids >= self.n_neurons_
+        after_end = np.cumsum((ids == self.id_eos_) | (ids == self.id_pad_), axis=1) > 0
+        is_spike = ~specials & ~after_end & (dts < self.n_dt_)
+        rows, cols = np.nonzero(is_spike)
+        return (ids[rows, cols].astype(np.int32), dts[rows, cols].astype(np.int32),
+                _offsets_from_lengths(np.bincount(rows, minlength=len(ids))))
+
+    def decode_ids(self, ids):
+        """Readable id tokens: neuron numbers and 'SOS'/'EOS'/'PAD'."""
+        check_is_fitted(self)
+        names = {self.id_sos_: "SOS", self.id_eos_: "EOS", self.id_pad_: "PAD"}
+        return [names.get(int(i), int(i)) for i in np.asarray(ids)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
