@@ -52,6 +52,11 @@ class Context:
     frames: torch.Tensor | None = None
     behavior: torch.Tensor | None = None
 
+    def select(self, rows):
+        """The context of the windows ``rows`` (LongTensor of row indices) only."""
+        parts = (self.past, self.past_valid, self.frames, self.behavior)
+        return Context(*(None if t is None else t[rows] for t in parts))
+
 
 @dataclass
 class DecodeState:

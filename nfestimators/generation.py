@@ -1,0 +1,422 @@
+"""Autoregressive spike generation with a KV cache (spec 6.1-6.2).
+
+A window is generated token by token from its SOS: at every step the model gives
+next-id and next-dt logits at the last position; an id and a dt are drawn; EOS ends the
+window. Many windows run as one batch: the past, frames and behaviour are encoded once,
+the causal self-attention layers keep K/V caches, and windows that reached EOS are
+dropped from the active batch.
+
+Randomness. All uniform draws are made up front, one per (window, step, token type),
+from the caller's ``torch.Generator`` (never the global RNG), and a token is drawn by
+inverting the CDF of its filtered distribution with its own uniform. So a window's tokens
+depend only on its context, the model and its own draws: the batched cached sampler, the
+uncached batched sampler and the per-window reference give the same tokens, whatever the
+batch composition.
+
+The dt of a generated event is not forced to be non-decreasing within a window: a
+well-trained model emits them in order (the tokenizer orders events by time), and forcing
+it would hide model errors that the evaluation should see. :func:`past_from_generated`
+re-tokenizes events in time order anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior")
+
+
+class GeneratedTokens(NamedTuple):
+    """Generated events of a batch of windows.
+
+    Attributes
+    ----------
+    ids : ndarray of shape (n_windows, max_new_tokens), int64
+        Neuron index of each event, -1 after the window's length.
+    dts : ndarray of shape (n_windows, max_new_tokens), int64
+        dt index (bin offset from the window start) of each event, -1 after the length.
+    lengths : ndarray of shape (n_windows,), int64
+        Number of events per window (EOS excluded).
+    """
+
+    ids: np.ndarray
+    dts: np.ndarray
+    lengths: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """Resolved sampling settings for one token type (id or dt)."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Top-k then top-p (nucleus) filtering; removed logits become ``-inf``.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, V)
+    top_k : int or None
+        Keep the ``top_k`` largest logits (ties with the k-th kept); None or 0: no filter.
+    top_p : float or None
+        Keep the smallest set of most likely tokens whose probability reaches ``top_p``
+        (the most likely token is always kept); None or 1.0: no filter.
+
+    Returns
+    -------
+    Tensor of shape (B, V)
+
+    Examples
+    --------
+    >>> import torch
+    >>> filter_logits(torch.log(torch.tensor([[0.5, 0.3, 0.2]])), top_p=0.6).isfinite()
+    tensor([[ True,  True, False]])
+    """
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits.double(), dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # probability of the better tokens
+        remove_sorted = mass_before >= top_p
+        remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    return logits
+
+
+def _draw(logits, sampling, greedy, uniform):
+    """Choose one token per row of ``logits`` (B, V); ``uniform`` (B,) in [0, 1)."""
+    logits = filter_logits(logits, sampling.top_k, sampling.top_p)
+    if greedy or sampling.temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.double() / sampling.temperature, dim=-1)  # (B, V)
+    cdf = probs.cumsum(dim=-1)
+    target = (uniform.to(cdf) * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
+    choice = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    # Guard against rounding at the top end: never go past the last allowed token.
+    last_allowed = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
+    return torch.minimum(choice, last_allowed)
+
+
+def _next_tokens(config, logits_id, logits_dt, uniform, id_sampling, dt_sampling, greedy, dt_limit):
+    """Next id and dt for every row of last-position logits (B, N+3) and (B, K+3)."""
+    c = config
+    logits_id = logits_id.float().clone()
+    logits_id[:, [c.sos_id, c.pad_id]] = float("-inf")  # spikes or EOS only
+    logits_dt = logits_dt.float().clone()
+    logits_dt[:, dt_limit:] = float("-inf")  # value tokens only
+    next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
+    next_dt = _draw(logits_dt, dt_sampling, greedy, uniform[:, 1])
+    return next_id, next_dt
+
+
+def _resolve(model, max_new_tokens, temperature, temperature_dt, top_k, top_k_dt, top_p, top_p_dt, dt_limit):
+    c = model.config
+    if max_new_tokens is None:
+        max_new_tokens = c.block_size - 1
+    if not 1 <= max_new_tokens <= c.block_size - 1:
+        raise ValueError(f"max_new_tokens must be in [1, block_size - 1 = {c.block_size - 1}], got {max_new_tokens}")
+    if dt_limit is None:
+        dt_limit = c.n_dt
+    if not 1 <= dt_limit <= c.n_dt:
+        raise ValueError(f"dt_limit must be in [1, n_dt = {c.n_dt}], got {dt_limit}")
+    if temperature < 0 or (temperature_dt is not None and temperature_dt < 0):
+        raise ValueError("temperatures must be >= 0")
+    id_sampling = _Sampling(temperature, top_k, top_p)
+    dt_sampling = _Sampling(
+        temperature if temperature_dt is None else temperature_dt,
+        top_k if top_k_dt is None else top_k_dt,
+        top_p if top_p_dt is None else top_p_dt,
+    )
+    return max_new_tokens, id_sampling, dt_sampling, dt_limit
+
+
+def _context_batch(context_batch):
+    """Context tensors of the batch and the number of windows."""
+    tensors = {k: torch.as_tensor(v) for k, v in context_batch.items() if k in CONTEXT_KEYS}
+    sizes = {len(v) for v in context_batch.values() if hasattr(v, "__len__")}
+    if len(sizes) != 1:
+        raise ValueError(f"context_batch must hold tensors with one common first dimension, got sizes {sizes}")
+    return tensors, sizes.pop()
+
+
+def _draw_uniforms(n_windows, max_new_tokens, greedy, generator):
+    """One uniform per (window, step, token type), shape (n_windows, max_new_tokens, 2)."""
+    if greedy:
+        return torch.zeros(n_windows, max_new_tokens, 2, dtype=torch.float64)
+    if generator is None:
+        generator = torch.Generator()
+        generator.seed()
+    return torch.rand(
+        n_windows, max_new_tokens, 2, generator=generator, dtype=torch.float64, device=generator.device
+    )
+
+
+class _EvalMode:
+    """Put a module in eval mode for a block and restore its previous mode."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        self.was_training = self.module.training
+        self.module.eval()
+
+    def __exit__(self, *exc):
+        self.module.train(self.was_training)
+
+
+def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit, use_cache):
+    """Generate the windows of one batch; returns device tensors (ids, dts, lengths)."""
+    c = model.config
+    device = uniforms.device
+    B = uniforms.shape[0]
+    context = model.encode_context(batch)
+    state = model.start_decoding(context) if use_cache else None
+
+    out_id = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=device)
+    out_dt = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=device)
+    lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=device)
+    active = torch.arange(B, device=device)  # window index of every row still generating
+    seq_id = torch.full((B, 1), c.sos_id, dtype=torch.long, device=device)  # (b, t)
+    seq_dt = torch.zeros((B, 1), dtype=torch.long, device=device)
+
+    for step in range(max_new_tokens):
+        if use_cache:
+            z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
+        else:
+            z = model.decode(seq_id, seq_dt, context=context)[:, -1]
+        logits_id, logits_dt = model.token_logits(z)
+        next_id, next_dt = _next_tokens(
+            c, logits_id, logits_dt, uniforms[active, step], id_sampling, dt_sampling, greedy, dt_limit
+        )
+        ended = next_id == c.eos_id
+        out_id[active, step] = torch.where(ended, -1, next_id)
+        out_dt[active, step] = torch.where(ended, -1, next_dt)
+        lengths[active[ended]] = step
+        if step == max_new_tokens - 1:
+            break
+        keep = ~ended
+        if not keep.all():
+            if not keep.any():
+                break
+            rows = keep.nonzero().squeeze(1)
+            active, seq_id, seq_dt, next_id, next_dt = (t[rows] for t in (active, seq_id, seq_dt, next_id, next_dt))
+            if use_cache:
+                state = state.select(rows)
+            else:
+                context = context.select(rows)
+        seq_id = torch.cat([seq_id, next_id[:, None]], dim=1)
+        seq_dt = torch.cat([seq_dt, next_dt[:, None]], dim=1)
+    return out_id, out_dt, lengths
+
+
+@torch.no_grad()
+def generate_tokens(
+    model,
+    context_batch,
+    *,
+    max_new_tokens=None,
+    temperature=1.0,
+    temperature_dt=None,
+    top_k=None,
+    top_k_dt=None,
+    top_p=None,
+    top_p_dt=None,
+    greedy=False,
+    generator=None,
+    use_cache=True,
+    batch_size=None,
+    dt_limit=None,
+):
+    """Generate the spike tokens of many windows at once.
+
+    Parameters
+    ----------
+    model : Neuroformer
+    context_batch : dict
+        Batch dict (``docs/design.md``) of the windows to generate; only the context keys
+        ``id_prev``, ``dt_prev``, ``frames``, ``behavior`` are used (current tokens and
+        targets are ignored). Its first dimension is the number of windows.
+    max_new_tokens : int, optional
+        Maximum number of events per window; default and maximum ``block_size - 1`` (the
+        capacity of a current block). A window that reaches it without EOS is cut there.
+    temperature, temperature_dt : float
+        Softmax temperatures of the id and dt draws; ``temperature_dt=None`` means the
+        same as ``temperature``; 0 means greedy for that token type.
+    top_k, top_k_dt : int, optional
+        Top-k filtering of id and dt logits (None or 0: off; ``*_dt=None``: same as id).
+    top_p, top_p_dt : float, optional
+        Nucleus filtering of id and dt logits (None or 1.0: off; ``*_dt=None``: same as id).
+        Filters are applied to the model's logits before the temperature, as the original.
+    greedy : bool
+        Take the most likely token instead of sampling.
+    generator : torch.Generator, optional
+        Source of all random draws; a fresh, nondeterministically seeded generator when
+        None. The global RNG is never used.
+    use_cache : bool
+        Decode with K/V caches (one token per step). False recomputes the whole sequence
+        at every step (same tokens, slower; for checks).
+    batch_size : int, optional
+        Number of windows generated together (all when None). Does not change the tokens.
+    dt_limit : int, optional
+        Only dt tokens ``0 .. dt_limit - 1`` are drawn (default: all ``n_dt`` values); use
+        the current window's number of bins when the past window is longer.
+
+    Returns
+    -------
+    GeneratedTokens
+        ``ids``, ``dts`` (n_windows, max_new_tokens) with -1 after each window's length,
+        and ``lengths`` (n_windows,).
+    """
+    max_new_tokens, id_sampling, dt_sampling, dt_limit = _resolve(
+        model, max_new_tokens, temperature, temperature_dt, top_k, top_k_dt, top_p, top_p_dt, dt_limit
+    )
+    batch, n_windows = _context_batch(context_batch)
+    device = next(model.parameters()).device
+    uniforms = _draw_uniforms(n_windows, max_new_tokens, greedy, generator).to(device)
+    batch_size = batch_size or max(n_windows, 1)
+    outputs = []
+    with _EvalMode(model):
+        for start in range(0, n_windows, batch_size):
+            rows = slice(start, start + batch_size)
+            chunk = {k: v[rows].to(device) for k, v in batch.items()}
+            outputs.append(
+                _generate_chunk(
+                    model, chunk, uniforms[rows], max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit, use_cache
+                )
+            )
+    ids, dts, lengths = (torch.cat(parts).cpu().numpy() for parts in zip(*outputs))
+    return GeneratedTokens(ids, dts, lengths)
+
+
+@torch.no_grad()
+def generate_tokens_reference(
+    model,
+    context_batch,
+    *,
+    max_new_tokens=None,
+    temperature=1.0,
+    temperature_dt=None,
+    top_k=None,
+    top_k_dt=None,
+    top_p=None,
+    top_p_dt=None,
+    greedy=False,
+    generator=None,
+    dt_limit=None,
+):
+    """Uncached reference sampler: one full ``model(batch)`` per token, one window at a time.
+
+    Same parameters, draws and result as :func:`generate_tokens`; it exists to test
+    and benchmark the cached sampler.
+    """
+    max_new_tokens, id_sampling, dt_sampling, dt_limit = _resolve(
+        model, max_new_tokens, temperature, temperature_dt, top_k, top_k_dt, top_p, top_p_dt, dt_limit
+    )
+    c = model.config
+    batch, n_windows = _context_batch(context_batch)
+    device = next(model.parameters()).device
+    uniforms = _draw_uniforms(n_windows, max_new_tokens, greedy, generator).to(device)
+    ids = np.full((n_windows, max_new_tokens), -1, dtype=np.int64)
+    dts = np.full((n_windows, max_new_tokens), -1, dtype=np.int64)
+    lengths = np.full(n_windows, max_new_tokens, dtype=np.int64)
+    with _EvalMode(model):
+        for w in range(n_windows):
+            window = {k: v[w : w + 1].to(device) for k, v in batch.items()}
+            seq_id, seq_dt = [c.sos_id], [0]
+            for step in range(max_new_tokens):
+                window["id"] = torch.tensor([seq_id], device=device)
+                window["dt"] = torch.tensor([seq_dt], device=device)
+                out = model(window)
+                next_id, next_dt = _next_tokens(
+                    c, out["logits_id"][:, -1], out["logits_dt"][:, -1], uniforms[w : w + 1, step],
+                    id_sampling, dt_sampling, greedy, dt_limit,
+                )
+                if next_id.item() == c.eos_id:
+                    lengths[w] = step
+                    break
+                ids[w, step], dts[w, step] = next_id.item(), next_dt.item()
+                seq_id.append(next_id.item())
+                seq_dt.append(next_dt.item())
+    return GeneratedTokens(ids, dts, lengths)
+
+
+def past_from_generated(
+    history, *, stride_bins, prev_bins, n_neurons, n_dt, block_size_prev, device=None
+):
+    """Past-window blocks of the next windows, built from previously generated windows.
+
+    For closed-loop generation (``past="generated"``): the estimator generates windows in
+    time order, and the past block of the next window is the tokenization of the model's
+    own recent output, exactly as the tokenizer would tokenize real spikes: events in time
+    order, neuron ascending within a bin, the latest ``block_size_prev - 2`` kept,
+    ``[SOS, events, EOS, PAD...]`` with dt relative to the past-window start (SOS dt 0).
+
+    Parameters
+    ----------
+    history : sequence of GeneratedTokens
+        Generated windows, oldest first; each holds the same rows (row r of every entry is
+        the same sequence, e.g. the same trial). ``history[-1]`` is the window just before
+        the next one; entry ``-j`` starts ``j * stride_bins`` bins before the next window.
+    stride_bins : int
+        Bins between consecutive window starts (the window length for contiguous windows;
+        it must not be shorter than the window, or events would be counted twice).
+    prev_bins : int
+        Length of the past window in bins; events outside it are dropped.
+    n_neurons, n_dt, block_size_prev : int
+        Vocabulary sizes and past block capacity of the model.
+    device : torch.device, optional
+
+    Returns
+    -------
+    id_prev, dt_prev : LongTensor of shape (n_rows, Tp)
+        ``Tp`` is the longest block in the batch (at most ``block_size_prev``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = GeneratedTokens(np.array([[4, 1, -1]]), np.array([[3, 1, -1]]), np.array([2]))
+    >>> id_prev, dt_prev = past_from_generated(
+    ...     [g], stride_bins=5, prev_bins=5, n_neurons=6, n_dt=6, block_size_prev=10)
+    >>> id_prev.tolist(), dt_prev.tolist()
+    ([[6, 1, 4, 7]], [[0, 1, 3, 7]])
+    """
+    n_rows = len(history[-1].lengths)
+    rows, offsets, neurons = [], [], []
+    for j, window in enumerate(reversed(history), start=1):
+        filled = np.arange(window.ids.shape[1])[None, :] < np.asarray(window.lengths)[:, None]
+        r, col = np.nonzero(filled)
+        offset = prev_bins - j * stride_bins + window.dts[r, col]
+        inside = (offset >= 0) & (offset < prev_bins)
+        rows.append(r[inside])
+        offsets.append(offset[inside])
+        neurons.append(window.ids[r, col][inside])
+    rows, offsets, neurons = (np.concatenate(a).astype(np.int64) for a in (rows, offsets, neurons))
+    order = np.lexsort((neurons, offsets, rows))  # by row, then time, then neuron
+    rows, offsets, neurons = rows[order], offsets[order], neurons[order]
+
+    counts = np.bincount(rows, minlength=n_rows)
+    kept = np.minimum(counts, block_size_prev - 2)
+    rank = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]  # position within the row
+    dropped = (counts - kept)[rows]  # the earliest events go on overflow
+    keep = rank >= dropped
+    column = rank - dropped + 1  # after SOS
+
+    width = int(kept.max()) + 2 if n_rows else 2
+    id_prev = np.full((n_rows, width), n_neurons + 2, dtype=np.int64)  # PAD
+    dt_prev = np.full((n_rows, width), n_dt + 2, dtype=np.int64)
+    id_prev[:, 0], dt_prev[:, 0] = n_neurons, 0  # SOS, dt 0
+    id_prev[rows[keep], column[keep]] = neurons[keep]
+    dt_prev[rows[keep], column[keep]] = offsets[keep]
+    id_prev[np.arange(n_rows), kept + 1] = n_neurons + 1  # EOS
+    dt_prev[np.arange(n_rows), kept + 1] = n_dt + 1
+    return torch.as_tensor(id_prev, device=device), torch.as_tensor(dt_prev, device=device)
