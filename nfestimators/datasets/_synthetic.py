@@ -1,0 +1,362 @@
+"""Synthetic spiking data with a known generative model (spec section 8)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+from scipy.signal import lfilter
+from sklearn.utils import Bunch
+
+from nfestimators.data import SpikeWindows
+
+__all__ = ["make_spiking_data"]
+
+BEHAVIOR_NAMES = ("speed", "pos_x", "pos_y")
+
+# Tuning strengths (gains on the log rate); chosen so that a linear readout of the spike counts
+# of one 50 ms window decodes the behaviour with R^2 of about 0.5-0.7 at the default size.
+_SPEED_TAU = 1.0          # s, time constant of the speed process
+_LAP_TIME = 6.0           # s per lap of the circular track at average speed
+_SPEED_FRACTION, _SPEED_GAIN = 0.4, (0.5, 0.9)
+_PLACE_FRACTION, _PLACE_GAIN = 0.6, (1.0, 2.0)
+_CONDITION_FRACTION, _CONDITION_SD, _ONSET_TAU = 0.5, 0.6, 0.4
+_STIMULUS_FRACTION, _STIMULUS_GAIN = 0.3, (0.6, 1.0)
+_HUB_WEIGHT, _SYNAPSE_TAU = (0.8, 1.2), 0.02
+_MAX_RATE = 100.0         # Hz, ceiling on the conditional intensity
+
+
+def _seed_sequence(random_state):
+    """A SeedSequence from an int, None, Generator or RandomState (never the global RNG)."""
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, numbers.Integral):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative int; got {random_state}.")
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(int(random_state.randint(2**31)))
+    raise ValueError(f"random_state must be None, an int, a numpy Generator or RandomState; "
+                     f"got {random_state!r}.")
+
+
+def _check_positive(value, name, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) \
+            or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {what}; got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def _whole_bins(seconds, dt, name):
+    bins = round(seconds / dt)
+    if bins < 1 or abs(bins * dt - seconds) > 1e-6 * max(1.0, seconds):
+        raise ValueError(f"{name}={seconds} s must be a positive whole number of dt={dt} s bins.")
+    return bins
+
+
+def _ou(rng, n, step, tau):
+    """Stationary Ornstein-Uhlenbeck process with unit variance, sampled every ``step``."""
+    a = np.exp(-step / tau)
+    u = lfilter([np.sqrt(1.0 - a * a)], [1.0, -a], rng.standard_normal(n))
+    return u + rng.standard_normal() * a ** np.arange(1, n + 1)
+
+
+def _behavior(rng, n_bins, dt):
+    """Speed (OU through a softplus) and the position on a circular track it drives."""
+    speed = np.logaddexp(0.0, 1.0 + _ou(rng, n_bins, dt, _SPEED_TAU))
+    phase = rng.uniform(0, 2 * np.pi) + np.cumsum(speed / speed.mean()) * dt * 2 * np.pi / _LAP_TIME
+    return np.stack([speed, np.cos(phase), np.sin(phase)], axis=1), phase
+
+
+def _subset(rng, n_neurons, fraction):
+    mask = np.zeros(n_neurons, bool)
+    mask[rng.permutation(n_neurons)[: max(1, round(fraction * n_neurons))]] = True
+    return mask
+
+
+def _movie(rng, n_frames, frame_rate, shape):
+    """Drifting gratings of slowly changing orientation and contrast, plus smooth noise."""
+    h, w = shape
+    theta = np.pi * _ou(rng, n_frames, 1 / frame_rate, 2.0)
+    contrast = 1 / (1 + np.exp(-1.5 * _ou(rng, n_frames, 1 / frame_rate, 1.5)))
+    drift = np.cumsum(np.full(n_frames, 2 * np.pi * 2.0 / frame_rate))  # 2 cycles per second
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    k = 2 * np.pi * 3.0  # 3 cycles per image
+    proj = xx[None] * np.cos(theta)[:, None, None] + yy[None] * np.sin(theta)[:, None, None]
+    movie = contrast[:, None, None] * np.cos(k * proj - drift[:, None, None])
+    movie += 0.5 * gaussian_filter(rng.standard_normal((n_frames, h, w)), (1.0, 1.5, 1.5))
+    movie = (movie - movie.mean()) / movie.std()
+    return movie.astype(np.float32)
+
+
+def _gabors(rng, n, shape):
+    """Unit-norm Gabor filters with random centre, orientation and phase, (n, h, w)."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    cy = rng.uniform(0.3, 0.7, n)[:, None, None] * h / max(h, w)
+    cx = rng.uniform(0.3, 0.7, n)[:, None, None] * w / max(h, w)
+    theta = rng.uniform(0, np.pi, n)[:, None, None]
+    phase = rng.uniform(0, 2 * np.pi, n)[:, None, None]
+    k = 2 * np.pi * 3.0 * rng.uniform(0.8, 1.25, n)[:, None, None]
+    dy, dx = yy[None] - cy, xx[None] - cx
+    envelope = np.exp(-(dx**2 + dy**2) / (2 * 0.2**2))
+    g = envelope * np.cos(k * (dx * np.cos(theta) + dy * np.sin(theta)) + phase)
+    return g / np.linalg.norm(g.reshape(n, -1), axis=1)[:, None, None]
+
+
+def _stimulus_drive(movie, filters):
+    """Spatiotemporal filter output per frame, z-scored per neuron, (n_frames, n_filters):
+    the response to the current frame minus 0.6 x the response to the previous one."""
+    spatial = movie.reshape(len(movie), -1) @ filters.reshape(len(filters), -1).T
+    drive = spatial - 0.6 * np.concatenate([spatial[:1], spatial[:-1]])
+    return (drive - drive.mean(0)) / drive.std(0)
+
+
+def _hub_coupling(rng, n_neurons, n_hubs):
+    """Coupling matrix ``W[post, pre]``: each hub excites a random quarter of the others."""
+    n_hubs = min(n_hubs, n_neurons)
+    hubs = rng.choice(n_neurons, n_hubs, replace=False)
+    weights = np.zeros((n_neurons, n_neurons))
+    n_targets = max(1, n_neurons // 4)
+    for hub in hubs:
+        others = np.delete(np.arange(n_neurons), hub)
+        targets = rng.choice(others, min(n_targets, len(others)), replace=False)
+        weights[targets, hub] = rng.uniform(*_HUB_WEIGHT, len(targets))
+    return weights, np.sort(hubs)
+
+
+def _simulate_coupled(rng, log_rate, weights, dt):
+    """Poisson GLM with exponentially decaying synaptic traces, one bin at a time."""
+    n_neurons, n_bins = log_rate.shape
+    decay = np.exp(-dt / _SYNAPSE_TAU)
+    pre = np.flatnonzero(weights.any(axis=0))
+    w = weights[:, pre]
+    cap = _MAX_RATE * dt
+    counts = np.zeros((n_neurons, n_bins), np.int64)
+    rates = np.zeros((n_neurons, n_bins))
+    trace = np.zeros(len(pre))
+    for t in range(n_bins):
+        lam = np.minimum(np.exp(log_rate[:, t] + w @ trace), cap)
+        rates[:, t] = lam
+        counts[:, t] = rng.poisson(lam)
+        trace = decay * trace + counts[pre, t]
+    return counts, rates
+
+
+def _window_means(values, end_bins, n_bins):
+    """Mean of ``values`` (n_total, ...) over the bins ``[end - n_bins, end)`` of each window."""
+    csum = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
+    return (csum[end_bins] - csum[end_bins - n_bins]) / n_bins
+
+
+def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, prev_window=0.05,
+                      trial_duration=2.0, n_conditions=4, mean_rate=3.0, stimulus=False,
+                      frame_rate=20.0, frame_window=0.15, frame_shape=(16, 24), coupling=False,
+                      n_hubs=4, random_state=None):
+    """Generate Poisson spike trains driven by behaviour, a trial condition and optionally a
+    movie and hub coupling, cut into Neuroformer windows.
+
+    The generative model (all parameters are returned in ``params``), at bin width ``dt``:
+
+    * **Behaviour** (three columns, ``behavior_names = ("speed", "pos_x", "pos_y")``): an animal
+      runs on a circular track. ``speed = softplus(1 + u(t))`` where ``u`` is an
+      Ornstein-Uhlenbeck process (unit variance, time constant 1 s); the track angle ``phi``
+      advances in proportion to speed (one lap per ~6 s at average speed) and
+      ``pos = (cos phi, sin phi)``. Behaviour runs continuously across trials.
+    * **Trials and conditions**: the recording is cut into trials of ``trial_duration``
+      seconds; each trial gets a condition ``0..n_conditions-1`` (balanced, shuffled). Half of
+      the neurons get a condition-specific log-gain ``g[c, n] ~ N(0, 0.6^2)``, strongest at
+      trial onset (``g * (0.6 + 0.8 exp(-t_trial / 0.4 s))``), so the condition is decodable
+      from the rates.
+    * **Tuning**: 40 % of neurons are speed cells (log-gain ``+-U(0.5, 0.9)`` per unit of
+      z-scored speed), 60 % are place cells (``kappa cos(phi - mu)``, ``kappa ~ U(1, 2)``,
+      ``mu`` uniform), subsets drawn independently.
+    * **Stimulus** (``stimulus=True``): a movie of drifting gratings with slowly drifting
+      orientation and contrast plus smooth noise, ``(n_frames, *frame_shape)`` at
+      ``frame_rate`` Hz, z-scored. 30 % of neurons have a Gabor receptive field and a biphasic
+      temporal kernel (frame ``f`` minus 0.6 x frame ``f - 1``); their z-scored filter output
+      enters the log rate with gain ``U(0.6, 1.0)``. Bin ``t`` sees the frame shown at its start.
+    * **Rates**: per neuron, the log rate is the sum of the terms above plus a baseline set so
+      that the neuron's average rate is its target rate (log-normal around ``mean_rate`` Hz).
+      Spikes are Poisson counts per bin with mean ``rate * dt`` (capped at 100 Hz).
+    * **Coupling** (``coupling=True``): a Poisson GLM simulated bin by bin. ``n_hubs`` hub
+      neurons each excite a random quarter of the others, ``coupling[post, pre] ~ U(0.8, 1.2)``
+      added to the post-synaptic log rate per unit of an exponentially decaying (20 ms) trace
+      of the pre-synaptic spikes (strictly past bins).
+
+    The windows are back to back (``stride = window``) within trials; the past window is
+    clipped at the trial start. ``behavior`` holds the mean of each behaviour variable over a
+    window's bins. Since the behaviour is smooth, the past window's spikes carry information
+    about it too, which a model of counts in the current window alone cannot use. The
+    behaviour is **not** attached to ``windows`` as a model input (it is the target);
+    use ``windows.with_behavior(...)`` for that.
+
+    Parameters
+    ----------
+    n_neurons : int, default=80
+        Number of neurons.
+    duration : float, default=200.0
+        Recording length in seconds, rounded down to whole trials.
+    dt : float, default=0.01
+        Bin width in seconds.
+    window, prev_window : float, default=0.05
+        Current and past window lengths in seconds (whole numbers of bins).
+    trial_duration : float, default=2.0
+        Trial length in seconds (a whole number of bins).
+    n_conditions : int, default=4
+        Number of trial conditions (the classes of ``labels``).
+    mean_rate : float, default=3.0
+        Typical firing rate in Hz (the median of the per-neuron target rates).
+    stimulus : bool, default=False
+        Generate a movie, drive a subset of neurons with it and attach its frames to
+        ``windows``.
+    frame_rate : float, default=20.0
+        Movie frames per second.
+    frame_window : float, default=0.15
+        Seconds of movie attached to each window, ending at the window end.
+    frame_shape : tuple of int, default=(16, 24)
+        Movie frame height and width in pixels.
+    coupling : bool, default=False
+        Add hub coupling between neurons (slower: simulated bin by bin).
+    n_hubs : int, default=4
+        Number of hub neurons when ``coupling=True``.
+    random_state : int, numpy Generator or RandomState, default=None
+        Seed; the same seed gives the same data. The behaviour, tuning and conditions do not
+        depend on ``stimulus`` or ``coupling``.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        * ``windows``: :class:`~nfestimators.data.SpikeWindows`, one sample per window (with
+          stimulus frames when ``stimulus=True``).
+        * ``behavior``: ndarray (n_samples, 3), mean behaviour per window;
+          ``behavior_names``: its column names.
+        * ``labels``: ndarray (n_samples,) of int, the condition of each window's trial.
+        * ``trial``: ndarray (n_samples,) of int, the trial of each window.
+        * ``counts``: ndarray (n_neurons, n_bins_total) of int, the whole raster.
+        * ``rates``: ndarray (n_neurons, n_bins_total), expected counts per bin (conditional
+          intensity given the past when ``coupling=True``).
+        * ``latent``: ndarray (n_bins_total, 3), the behaviour at every bin.
+        * ``trial_conditions``: ndarray (n_trials,), the condition of each trial.
+        * ``params``: Bunch of the generative parameters (``baseline``, ``speed_gain``,
+          ``place_gain``, ``place_center``, ``condition_gain``, ``stimulus_gain``,
+          ``filters``, ``hubs``).
+        * ``coupling``: ndarray (n_neurons, n_neurons), ``coupling[post, pre]`` (only when
+          ``coupling=True``).
+        * ``stimulus``: ndarray (n_frames, height, width) float32, ``frame_rate`` and
+          ``stimulus_drive``: ndarray (n_samples,), the population filter output averaged over
+          each window's bins, a function of the movie alone (only when ``stimulus=True``).
+        * ``dt``, ``window``, ``prev_window``.
+
+    Examples
+    --------
+    >>> from nfestimators.datasets import make_spiking_data
+    >>> data = make_spiking_data(n_neurons=20, duration=20.0, random_state=0)
+    >>> data.windows.shape, data.behavior.shape, data.behavior_names
+    ((400, 20, 5), (400, 3), ('speed', 'pos_x', 'pos_y'))
+    >>> sorted(set(data.labels.tolist()))
+    [0, 1, 2, 3]
+    """
+    n_neurons = _check_positive(n_neurons, "n_neurons", integer=True)
+    duration = _check_positive(duration, "duration")
+    dt = _check_positive(dt, "dt")
+    window = _check_positive(window, "window")
+    trial_duration = _check_positive(trial_duration, "trial_duration")
+    n_conditions = _check_positive(n_conditions, "n_conditions", integer=True)
+    mean_rate = _check_positive(mean_rate, "mean_rate")
+    trial_bins = _whole_bins(trial_duration, dt, "trial_duration")
+    window_bins = _whole_bins(window, dt, "window")
+    if window_bins > trial_bins:
+        raise ValueError(f"window={window} s is longer than trial_duration={trial_duration} s.")
+    n_trials = int(np.floor(round(duration / trial_duration, 6)))
+    if n_trials < 1:
+        raise ValueError(f"duration={duration} s is shorter than one trial ({trial_duration} s).")
+    n_total = n_trials * trial_bins
+    streams = [np.random.default_rng(s) for s in _seed_sequence(random_state).spawn(6)]
+    rng_behavior, rng_tuning, rng_trials, rng_stimulus, rng_coupling, rng_spikes = streams
+
+    latent, phase = _behavior(rng_behavior, n_total, dt)
+    speed_z = (latent[:, 0] - latent[:, 0].mean()) / latent[:, 0].std()
+
+    trial_of_bin = np.repeat(np.arange(n_trials), trial_bins)
+    conditions = rng_trials.permutation(np.arange(n_trials) % n_conditions)
+    t_in_trial = np.tile(np.arange(trial_bins) * dt, n_trials)
+
+    target_rate = mean_rate * np.exp(0.5 * rng_tuning.standard_normal(n_neurons))
+    speed_gain = _subset(rng_tuning, n_neurons, _SPEED_FRACTION) * rng_tuning.uniform(
+        *_SPEED_GAIN, n_neurons) * rng_tuning.choice([-1.0, 1.0], n_neurons)
+    place_gain = _subset(rng_tuning, n_neurons, _PLACE_FRACTION) * rng_tuning.uniform(
+        *_PLACE_GAIN, n_neurons)
+    place_center = rng_tuning.uniform(0, 2 * np.pi, n_neurons)
+    condition_gain = _subset(rng_tuning, n_neurons, _CONDITION_FRACTION) * (
+        _CONDITION_SD * rng_tuning.standard_normal((n_conditions, n_neurons)))
+
+    onset = 0.6 + 0.8 * np.exp(-t_in_trial / _ONSET_TAU)
+    log_mod = (speed_gain[:, None] * speed_z[None]
+               + place_gain[:, None] * np.cos(phase[None] - place_center[:, None])
+               + condition_gain[conditions[trial_of_bin]].T * onset[None])
+
+    out = Bunch()
+    stim_kwargs = {}
+    params = Bunch(speed_gain=speed_gain, place_gain=place_gain, place_center=place_center,
+                   condition_gain=condition_gain, stimulus_gain=None, filters=None, hubs=None)
+    if stimulus:
+        frame_rate = _check_positive(frame_rate, "frame_rate")
+        shape = tuple(int(s) for s in np.atleast_1d(frame_shape))
+        if len(shape) != 2 or min(shape) < 1:
+            raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
+        n_frames = int(np.floor(round(n_total * dt * frame_rate, 6))) + 1
+        movie = _movie(rng_stimulus, n_frames, frame_rate, shape)
+        stim_cells = np.flatnonzero(_subset(rng_stimulus, n_neurons, _STIMULUS_FRACTION))
+        filters = _gabors(rng_stimulus, len(stim_cells), shape)
+        drive = _stimulus_drive(movie, filters)  # (n_frames, n_stim)
+        frame_of_bin = np.floor(np.round(np.arange(n_total) * dt * frame_rate, 6)).astype(int)
+        stimulus_gain = np.zeros(n_neurons)
+        stimulus_gain[stim_cells] = rng_stimulus.uniform(*_STIMULUS_GAIN, len(stim_cells))
+        log_mod[stim_cells] += stimulus_gain[stim_cells, None] * drive[frame_of_bin].T
+        params.update(stimulus_gain=stimulus_gain, filters=filters)
+        population_drive = drive.mean(axis=1)[frame_of_bin]
+        stim_kwargs = dict(stimulus=movie, frame_rate=frame_rate, frame_window=frame_window)
+        out.update(stimulus=movie, frame_rate=frame_rate)
+
+    # baseline so that every neuron's average rate is its target rate
+    log_mod -= np.log(np.mean(np.exp(log_mod), axis=1, keepdims=True))
+    params.baseline = np.log(target_rate * dt)
+    log_rate = params.baseline[:, None] + log_mod
+    if coupling:
+        weights, hubs = _hub_coupling(rng_coupling, n_neurons, _check_positive(
+            n_hubs, "n_hubs", integer=True))
+        counts, rates = _simulate_coupled(rng_spikes, log_rate, weights, dt)
+        params.hubs = hubs
+        out.coupling = weights
+    else:
+        rates = np.minimum(np.exp(log_rate), _MAX_RATE * dt)
+        counts = rng_spikes.poisson(rates)
+
+    windows = SpikeWindows.from_counts(counts, dt=dt, window=window, prev_window=prev_window,
+                                       trial=trial_of_bin, **stim_kwargs)
+    end_bins = np.round(windows.window_end / dt).astype(np.int64)
+    if stimulus:
+        drive_w = _window_means(population_drive, end_bins, window_bins)
+        out.stimulus_drive = (drive_w - drive_w.mean()) / drive_w.std()
+    out.update(
+        windows=windows,
+        behavior=_window_means(latent, end_bins, window_bins),
+        behavior_names=BEHAVIOR_NAMES,
+        labels=conditions[windows.trial],
+        trial=windows.trial.copy(),
+        counts=counts,
+        rates=rates,
+        latent=latent,
+        trial_conditions=conditions,
+        params=params,
+        dt=dt,
+        window=window,
+        prev_window=windows.prev_window,
+    )
+    return out
