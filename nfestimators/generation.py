@@ -281,9 +281,12 @@ def generate_tokens(
         model, max_new_tokens, temperature, temperature_dt, top_k, top_k_dt, top_p, top_p_dt, dt_limit
     )
     batch, n_windows = _context_batch(context_batch)
+    if n_windows == 0:
+        empty = np.zeros((0, max_new_tokens), dtype=np.int64)
+        return GeneratedTokens(empty, empty.copy(), np.zeros(0, dtype=np.int64))
     device = next(model.parameters()).device
     uniforms = _draw_uniforms(n_windows, max_new_tokens, greedy, generator).to(device)
-    batch_size = batch_size or max(n_windows, 1)
+    batch_size = batch_size or n_windows
     outputs = []
     with _EvalMode(model):
         for start in range(0, n_windows, batch_size):
