@@ -51,6 +51,7 @@ class _Events:
     n_neurons: int
     n_bins: int
     window_end: np.ndarray | None  # None for dense arrays (no time information)
+    dt: float | None
 
 
 def _dense_counts(X, name, *, integer=False):
@@ -83,10 +84,10 @@ def _events(X, name):
             raise ValueError(f"{name} has no windows.")
         window = np.repeat(np.arange(n), np.diff(X.offsets))
         return _Events(window, X.neuron.astype(np.int64), X.bin.astype(np.int64),
-                       np.ones(len(window)), n, X.n_neurons, X.n_bins, X.window_end)
+                       np.ones(len(window)), n, X.n_neurons, X.n_bins, X.window_end, X.dt)
     counts = _dense_counts(X, name)
     window, neuron, bins = np.nonzero(counts)
-    return _Events(window, neuron, bins, counts[window, neuron, bins], *counts.shape, None)
+    return _Events(window, neuron, bins, counts[window, neuron, bins], *counts.shape, None, None)
 
 
 def _check_pair(true, generated, *, same_bins=False):
