@@ -334,7 +334,9 @@ def psth(windows, *, bin_by="window", groups=None):
         Time label of every window; windows with the same label (the same time in different
         trials) are summed. ``None``: for SpikeWindows, ``window_end`` (time within the trial
         for trial data, so trials are summed; one point per window for one continuous
-        recording); for dense arrays, every window is its own time point.
+        recording); for dense arrays, every window is its own time point. For trials cut
+        from one continuous recording (``from_counts`` with ``trial``), pass the time within
+        the trial, e.g. ``np.round(X.window_end % trial_duration, 6)``.
 
     Returns
     -------
