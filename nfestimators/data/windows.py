@@ -49,7 +49,7 @@ def _check_counts(counts, name="counts", ndim=None):
             )
         arr = arr.astype(np.int64)
     if arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValueError(f"{name} contains negative values; spike counts must be >= 0.")
+        raise ValueError(f"Negative values in data passed to {name}: spike counts must be >= 0.")
     return arr
 
 

@@ -316,7 +316,10 @@ class Neuroformer(nn.Module):
         z = self.decode(ids, batch["dt"], context=context)  # (B, T, E)
         logits_id, logits_dt = self.token_logits(z)
 
-        valid = torch.ones_like(ids, dtype=torch.bool) if c.compat_pool_pad else ids != c.pad_id
+        # Pool over SOS and the spike positions. The EOS input position is left out too, so
+        # that a window's latent does not depend on how far its batch was padded.
+        valid = (torch.ones_like(ids, dtype=torch.bool) if c.compat_pool_pad
+                 else (ids != c.pad_id) & (ids != c.eos_id))
         weights = valid.unsqueeze(-1).to(z.dtype)  # (B, T, 1)
         pooled = (z * weights).sum(1) / weights.sum(1)  # (B, E)
         out = {"logits_id": logits_id, "logits_dt": logits_dt, "pooled": pooled}

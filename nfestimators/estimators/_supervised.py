@@ -1,0 +1,102 @@
+"""Finetuning machinery shared by the regressor and the classifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ..data import SpikeTokenizer, TokenStore
+from ._base import NeuroformerBase
+
+HEADS = {"regression": "head_reg", "classification": "head_cls"}
+FREEZE_OPTIONS = ("none", "backbone")
+
+
+class SupervisedNeuroformer(NeuroformerBase):
+    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` to the shared base."""
+
+    def _pretrained_estimator(self):
+        source = self.pretrained
+        if source is None:
+            return None
+        if isinstance(source, (str, os.PathLike)):
+            source = NeuroformerBase.load(source)
+        elif isinstance(source, FrozenEstimator):
+            source = source.estimator
+        if not isinstance(source, NeuroformerBase):
+            raise TypeError("pretrained must be a path to a saved estimator, or a fitted "
+                            "NeuroformerPretrainer wrapped in sklearn.frozen.FrozenEstimator; "
+                            f"got {type(self.pretrained).__name__}.")
+        check_is_fitted(source, "model_")
+        return source
+
+    def _fit_supervised(self, X, targets, n_targets=0, n_classes=0):
+        """Tokenize, build (or take over) the model, add the head, train. ``targets`` is a
+        dict of store arrays (``y_reg`` or ``y_cls``)."""
+        if self.freeze not in FREEZE_OPTIONS:
+            raise ValueError(f"freeze must be one of {FREEZE_OPTIONS}; got {self.freeze!r}.")
+        if float(self.sclm_weight) < 0:
+            raise ValueError(f"sclm_weight must be >= 0; got {self.sclm_weight}.")
+        self._fit_setup(X)
+        source = self._pretrained_estimator()
+        init_state = None
+        if source is None:
+            if self.freeze != "none":
+                raise ValueError("freeze='backbone' needs pretrained weights (pretrained=...).")
+            self.tokenizer_ = SpikeTokenizer(*self._token_budget(X)).fit(X)
+            inputs = self._prepare_inputs(X, reset=True)
+            self.model_config_ = self._model_config(X, n_targets=n_targets, n_classes=n_classes)
+        else:
+            self._take_over_inputs(source, X)
+            inputs = self._prepare_inputs(X, reset=False)
+            self.model_config_ = dataclasses.replace(
+                source.model_.config, n_targets=n_targets, n_classes=n_classes,
+                **self._dropout_override())
+            init_state = {k: v for k, v in source.model_.state_dict().items()
+                          if not k.startswith(tuple(HEADS.values()))}
+        store = TokenStore(self.tokenizer_.transform(X), self.device_, **inputs, **targets)
+        objective = "regression" if n_targets else "classification"
+        sclm = float(self.sclm_weight)
+        weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
+        bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
+        trainable = (HEADS[objective],) if self.freeze == "backbone" else None
+        return self._train(store, weights, bprop, init_state=init_state, trainable=trainable)
+
+    def _dropout_override(self):
+        if self.dropout is None:
+            return {}
+        return {k: float(self.dropout) for k in (
+            "dropout_attn", "dropout_resid", "dropout_embd", "dropout_frames")}
+
+    def _take_over_inputs(self, source, X):
+        """Use the pretrained vocabulary and input scalers; refuse data they do not fit."""
+        tok = source.tokenizer_
+        if X.n_neurons != tok.n_neurons_:
+            raise ValueError(
+                f"X has {X.n_neurons} neurons, but the pretrained model's vocabulary has "
+                f"{tok.n_neurons_}; finetune on the same neurons as the pretraining data.")
+        self.tokenizer_ = tok
+        tok.check_windows(X)
+        for name in ("behavior_mean_", "behavior_scale_", "frame_mean_", "frame_scale_",
+                     "_behavior_index"):
+            if hasattr(source, name):
+                setattr(self, name, getattr(source, name))
+
+
+
+SUPERVISED_PARAMETERS = """\
+    pretrained : str, path or FrozenEstimator, optional
+        Weights to start from: the path of a saved estimator (:meth:`save`), or a fitted
+        :class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator`
+        (so that ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from
+        the same weights). The data must have the pretraining data's neurons. None trains
+        from scratch.
+    freeze : {"none", "backbone"}, default="none"
+        ``"backbone"`` trains the new head only (linear probing of the pretrained model).
+    sclm_weight : float, default=0.0
+        Weight of the spike objective (next neuron id 0.6, next dt 0.4 of it) kept during
+        finetuning next to the supervised loss."""

@@ -1,0 +1,110 @@
+"""Decoding of discrete labels: finetune (or train) Neuroformer with a classification head."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
+from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
+
+
+class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
+    __doc__ = f"""Classify spike windows (stimulus identity, condition, trial type).
+
+    A linear head on the PAD-masked mean of the last layer is trained with cross-entropy.
+    Labels may be of any type (integers, strings); ``classes_`` holds them sorted.
+
+    Parameters
+    ----------
+{SUPERVISED_PARAMETERS}
+{COMMON_PARAMETERS.format(max_epochs=30, lr=1e-3, n_iter_no_change=5)}
+
+    Attributes
+    ----------
+{FITTED_ATTRIBUTES}
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit.
+
+    Examples
+    --------
+    >>> from nfestimators import NeuroformerClassifier
+    >>> from nfestimators.datasets import make_spiking_data
+    >>> data = make_spiking_data(n_neurons=20, duration=20.0, random_state=0)
+    >>> clf = NeuroformerClassifier(preset="tiny", max_epochs=1, random_state=0)
+    >>> clf.fit(data.windows, data.labels).predict_proba(data.windows).shape[0]
+    400
+    """
+
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, preset="small",
+                 n_layers=None, n_embd=None, n_head=None, dropout=None, max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False, max_epochs=30,
+                 batch_size=32, lr=1e-3, weight_decay=0.1, warmup_fraction=0.1,
+                 validation_fraction=0.1, n_iter_no_change=5, device="auto", precision="auto",
+                 compile=False, callbacks=None, random_state=None, verbose=0):
+        self.pretrained = pretrained
+        self.freeze = freeze
+        self.sclm_weight = sclm_weight
+        self.preset = preset
+        self.n_layers = n_layers
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.dropout = dropout
+        self.max_tokens = max_tokens
+        self.max_prev_tokens = max_prev_tokens
+        self.behavior_inputs = behavior_inputs
+        self.round_counts = round_counts
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Fit on windows ``X`` and labels ``y`` of shape (n_samples,).
+
+        Returns
+        -------
+        self : NeuroformerClassifier
+        """
+        X = self._windows(X, reset=True)
+        if y is None:
+            raise ValueError("NeuroformerClassifier requires y to be passed, but the target y is None.")
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} labels for {len(X)} windows.")
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y contains only 1 class ({self.classes_[0]!r}); a classifier "
+                             "needs at least 2.")
+        return self._fit_supervised(X, {"y_cls": y_index}, n_classes=len(self.classes_))
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
+        X = self._windows(X, reset=False)
+        logits = self._forward_all(X, lambda out, b: out["class_logits"].float().cpu().numpy())
+        return softmax(logits.astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """Most probable class of every window (labels from ``classes_``)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on ``(X, y)``; labels never seen in fit raise a ValueError."""
+        unseen = np.setdiff1d(np.asarray(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not seen in fit: {unseen[:10].tolist()}.")
+        return super().score(X, y, sample_weight=sample_weight)

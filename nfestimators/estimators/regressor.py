@@ -1,0 +1,110 @@
+"""Behaviour decoding: finetune (or train) Neuroformer with a regression head."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_array
+
+from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
+from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
+
+
+class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
+    __doc__ = f"""Decode continuous variables (behaviour) from spike windows.
+
+    A linear head on the PAD-masked mean of the last layer predicts the standardised
+    targets with a mean squared error loss. Start from pretrained weights (``pretrained``)
+    to finetune, or train from scratch.
+
+    Parameters
+    ----------
+{SUPERVISED_PARAMETERS}
+{COMMON_PARAMETERS.format(max_epochs=30, lr=1e-3, n_iter_no_change=5)}
+
+    Attributes
+    ----------
+{FITTED_ATTRIBUTES}
+    y_mean_, y_scale_ : ndarray of shape (n_targets,)
+        Standardisation of the targets (predictions are returned in the original units).
+
+    Examples
+    --------
+    >>> from nfestimators import NeuroformerRegressor
+    >>> from nfestimators.datasets import make_spiking_data
+    >>> data = make_spiking_data(n_neurons=20, duration=20.0, random_state=0)
+    >>> reg = NeuroformerRegressor(preset="tiny", max_epochs=1, random_state=0)
+    >>> reg.fit(data.windows, data.behavior).predict(data.windows).shape
+    (400, 3)
+    """
+
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, preset="small",
+                 n_layers=None, n_embd=None, n_head=None, dropout=None, max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False, max_epochs=30,
+                 batch_size=32, lr=1e-3, weight_decay=0.1, warmup_fraction=0.1,
+                 validation_fraction=0.1, n_iter_no_change=5, device="auto", precision="auto",
+                 compile=False, callbacks=None, random_state=None, verbose=0):
+        self.pretrained = pretrained
+        self.freeze = freeze
+        self.sclm_weight = sclm_weight
+        self.preset = preset
+        self.n_layers = n_layers
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.dropout = dropout
+        self.max_tokens = max_tokens
+        self.max_prev_tokens = max_prev_tokens
+        self.behavior_inputs = behavior_inputs
+        self.round_counts = round_counts
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Fit on windows ``X`` and targets ``y`` of shape (n_samples,) or (n_samples, n_targets).
+
+        Returns
+        -------
+        self : NeuroformerRegressor
+        """
+        X = self._windows(X, reset=True)
+        y = self._check_y(y, len(X))
+        self.y_ndim_ = y.ndim
+        Y = y.reshape(len(y), -1)
+        self.y_mean_ = Y.mean(axis=0)
+        self.y_scale_ = Y.std(axis=0)
+        self.y_scale_[self.y_scale_ < 1e-12] = 1.0
+        targets = {"y_reg": (Y - self.y_mean_) / self.y_scale_}
+        return self._fit_supervised(X, targets, n_targets=Y.shape[1])
+
+    @staticmethod
+    def _check_y(y, n_samples):
+        if y is None:
+            raise ValueError("NeuroformerRegressor requires y to be passed, but the target y is None.")
+        y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y").astype(np.float64)
+        if y.ndim not in (1, 2) or y.shape[0] != n_samples:
+            raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_targets) with "
+                             f"n_samples={n_samples}; got {y.shape}.")
+        return y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets) as ``y`` in fit."""
+        X = self._windows(X, reset=False)
+        Y = self._forward_all(X, lambda out, batch: out["y_reg"].float().cpu().numpy())
+        Y = Y * self.y_scale_ + self.y_mean_
+        return Y[:, 0] if self.y_ndim_ == 1 else Y

@@ -1,0 +1,7 @@
+"""Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
+
+from .callbacks import EpochProgressBar
+from .net import LossCombiner, NeuroformerNet, TokenBatches, decay_param_groups, warmup_cosine
+
+__all__ = ["EpochProgressBar", "LossCombiner", "NeuroformerNet", "TokenBatches",
+           "decay_param_groups", "warmup_cosine"]

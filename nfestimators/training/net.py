@@ -1,0 +1,168 @@
+"""The skorch engine: a NeuralNet that trains a Neuroformer on TokenStore batches."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from torch import nn
+
+__all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "decay_param_groups",
+           "warmup_cosine"]
+
+
+class LossCombiner(nn.Module):
+    """Weighted sum of the model's named losses over the keys in ``bprop`` (all when None).
+
+    The skorch criterion: ``criterion_(losses) -> scalar``.
+    """
+
+    def __init__(self, weights=None, bprop=None):
+        super().__init__()
+        self.weights = dict(weights or {})
+        self.bprop = None if bprop is None else tuple(bprop)
+
+    def forward(self, losses):
+        keys = [k for k in losses if self.bprop is None or k in self.bprop]
+        if not keys:
+            raise ValueError(f"no loss to optimise: the batch gave {sorted(losses)}, "
+                             f"loss_bprop is {self.bprop}.")
+        return sum(self.weights.get(k, 1.0) * losses[k] for k in keys)
+
+
+class TokenBatches:
+    """Re-iterable batches of a :class:`~nfestimators.data.TokenStore` restricted to ``rows``.
+
+    Training batches are reshuffled every pass from a seeded numpy generator, so epochs
+    differ yet fits are reproducible.
+    """
+
+    def __init__(self, store, rows, batch_size, shuffle=False, seed=None):
+        self.store = store
+        self.rows = np.asarray(rows)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __iter__(self):
+        rows = self._rng.permutation(self.rows) if self.shuffle else self.rows
+        for start in range(0, len(rows), self.batch_size):
+            yield self.store.batch(rows[start:start + self.batch_size])
+
+
+def decay_param_groups(module, weight_decay):
+    """AdamW groups: weight decay on ``nn.Linear`` weights only (spec 5), trainable params only."""
+    decay = set()
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear) and sub.weight.requires_grad:
+            decay.add(id(sub.weight))
+    params = [p for p in module.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if id(p) in decay], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0},
+    ]
+
+
+def warmup_cosine(total_steps, warmup_steps, floor=0.1):
+    """LR multiplier: linear warmup, then cosine decay to ``floor`` (spec 5, step based)."""
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class NeuroformerNet(NeuralNet):
+    """skorch ``NeuralNet`` with a multi-loss train step.
+
+    ``fit(batches)`` takes a pair ``(train, valid)`` of :class:`TokenBatches` (``valid`` may
+    be None). Every named loss of the model is recorded per batch in the history
+    (``train_id``, ``train_dt``, ``valid_regression``, ...) next to the weighted total
+    ``train_loss`` / ``valid_loss``, with one host synchronisation per epoch instead of one
+    per step. On CUDA the forward runs under bf16 autocast when ``precision="bf16"``.
+    Gradient clipping, the LR schedule, early stopping and progress bars are ordinary skorch
+    callbacks.
+    """
+
+    def __init__(self, module, *args, precision="fp32", weight_decay=0.1, **kwargs):
+        self.precision = precision
+        self.weight_decay = weight_decay
+        super().__init__(module, *args, **kwargs)
+
+    # -------------------------------------------------------------- data plumbing
+    def check_data(self, X, y=None):
+        if not (isinstance(X, tuple) and len(X) == 2 and isinstance(X[0], TokenBatches)):
+            raise TypeError("NeuroformerNet.fit expects (train TokenBatches, valid or None).")
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        return X
+
+    def get_iterator(self, dataset, training=False):
+        return dataset
+
+    def initialize_optimizer(self, triggered_directly=None):
+        kwargs = self.get_params_for("optimizer")
+        kwargs.setdefault("lr", self.lr)
+        groups = decay_param_groups(self.module_, self.weight_decay)
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------- steps
+    def _autocast(self):
+        if self.precision == "bf16" and str(self.device).startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _forward_losses(self, batch):
+        with self._autocast():
+            out = self.module_(batch)
+        losses = {k: v.float() for k, v in out["losses"].items()}
+        return out, losses, self.criterion_(losses)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        out, losses, loss = self._forward_losses(batch)
+        loss.backward()
+        return {"loss": loss, "y_pred": out, "losses": losses}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            out, losses, loss = self._forward_losses(batch)
+        return {"loss": loss, "y_pred": out, "losses": losses}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        pending = []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            values = {"loss": step["loss"].detach(),
+                      **{k: v.detach() for k, v in step["losses"].items()}}
+            pending.append((self.history[-1]["batches"][-1], values, len(batch["id"])))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if pending:
+            keys = list(pending[0][1])
+            table = torch.stack([torch.stack([v[k] for k in keys]) for _, v, _ in pending])
+            table = table.cpu().tolist()
+            for (row, _, size), numbers in zip(pending, table):
+                row.update({f"{prefix}_{k}": x for k, x in zip(keys, numbers)})
+                row[f"{prefix}_batch_size"] = size
+            sizes = np.array([size for _, _, size in pending], dtype=float)
+            for k, column in zip(keys, np.asarray(table).T):
+                if k != "loss":  # the total is averaged by skorch's PassthroughScoring
+                    self.history.record(f"{prefix}_{k}", float(np.average(column, weights=sizes)))
+            if not all(math.isfinite(row[f"{prefix}_loss"]) for row, _, _ in pending):
+                raise FloatingPointError(
+                    f"the {prefix} loss became NaN or infinite; lower lr or check the inputs.")
+        self.history.record(prefix + "_batch_count", len(pending))
