@@ -334,6 +334,26 @@ class SpikeWindows:
         np.add.at(counts, (window, neuron, bins), 1)
         return counts
 
+    def to_spike_times(self):
+        """Spikes as a tidy table: one row per spike with its trial, window, absolute time
+        (window start + bin offset, seconds) and neuron.
+
+        Examples
+        --------
+        >>> X = SpikeWindows.from_spike_times([0.012, 0.061], [2, 0], [0.05, 0.1], dt=0.01,
+        ...                                   window=0.05)
+        >>> X.to_spike_times().to_dict("list")
+        {'trial': [0, 0], 'window': [0, 1], 'time': [0.01, 0.06], 'neuron': [2, 0]}
+        """
+        import pandas as pd
+
+        window = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        start = self.window_end[window] - self.window
+        return pd.DataFrame({
+            "trial": self.trial[window], "window": window,
+            "time": np.round(start + self.bin * self.dt, _TIME_DECIMALS), "neuron": self.neuron,
+        })
+
     @property
     def frames(self):
         """Stimulus frames per window, ``(n_samples, n_frames, height, width)``, gathered on demand."""
@@ -345,6 +365,28 @@ class SpikeWindows:
         """A copy carrying per-window behaviour values ``(n_samples, n_variables)``."""
         return self._replace(behavior=np.array(behavior, dtype=np.float64, copy=True),
                              behavior_names=names)
+
+    def without(self, *modalities):
+        """A copy without the given input modalities, ``"frames"`` and / or ``"behavior"``
+        (the spikes are shared, not copied).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = SpikeWindows.from_counts(np.ones((2, 20), int), dt=0.01, window=0.05,
+        ...                              behavior=np.arange(20.0))
+        >>> X.without("behavior").behavior is None
+        True
+        """
+        unknown = set(modalities) - {"frames", "behavior"}
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; use 'frames' or 'behavior'.")
+        changes = {}
+        if "frames" in modalities:
+            changes.update(stimulus=None, frame_index=None)
+        if "behavior" in modalities:
+            changes.update(behavior=None, behavior_names=None)
+        return self._replace(**changes)
 
     @classmethod
     def concatenate(cls, parts):

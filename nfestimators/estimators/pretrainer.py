@@ -9,6 +9,7 @@ from sklearn.base import TransformerMixin
 from ..data import SpikeTokenizer, TokenStore
 from ..metrics import bits_per_spike_from_log_likelihood
 from ._base import NeuroformerBase
+from ._sampling import sample_windows
 from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
 
 MODALITIES = ("id", "frames", "behavior")
@@ -27,9 +28,12 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
     Parameters
     ----------
     contrastive : "auto" or tuple of str, default="auto"
-        Modalities to align: ``"id"`` (spikes), ``"frames"`` (stimulus), ``"behavior"``
-        or the name of a behaviour input (all behaviour inputs form one modality).
-        ``"auto"`` aligns spikes with frames when ``X`` carries frames, else nothing.
+        Modalities to align: ``"id"`` (the spikes of the window, encoded before they see
+        the other modalities), ``"frames"`` (stimulus), ``"behavior"`` (all behaviour
+        inputs together) or the name of one behaviour variable of ``X`` (e.g.
+        ``("id", "frames", "speed")``); a named variable is also fed to the model as a
+        behaviour input. ``"auto"`` aligns spikes with frames when ``X`` carries frames,
+        else nothing.
 {COMMON_PARAMETERS.format(max_epochs=20, lr=1e-3, n_iter_no_change=None)}
 
     Attributes
@@ -98,23 +102,39 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
         weights = {"id": 0.45, "dt": 0.30, "contrastive": 0.25}
         return self._train(store, weights, loss_bprop=None)
 
+    def _contrastive_names(self):
+        """The ``contrastive`` parameter as a tuple of names (None for "auto")."""
+        if isinstance(self.contrastive, str):
+            return None if self.contrastive == "auto" else (self.contrastive,)
+        return tuple(self.contrastive)
+
+    def _behavior_input_names(self, X):
+        """``behavior_inputs`` plus the behaviour variables named in ``contrastive``."""
+        names = super()._behavior_input_names(X)
+        aligned = [n for n in self._contrastive_names() or () if n not in MODALITIES]
+        if X.behavior is not None:
+            names += [n for n in aligned if n in X.behavior_names and n not in names]
+        return names
+
     def _contrastive_modalities(self, X):
-        if self.contrastive == "auto":
+        """Model modality names: a behaviour variable becomes ``"behavior:<column>"``."""
+        names = self._contrastive_names()
+        if names is None:
             return ("id", "frames") if X.frame_index is not None else ("id",)
-        names = (self.contrastive,) if isinstance(self.contrastive, str) else tuple(self.contrastive)
-        inputs = [X.behavior_names[i] for i in self._behavior_index]
+        inputs = list(self.behavior_inputs_)
         modalities = []
         for name in names:
-            if name in inputs or name == "behavior":
-                if not inputs:
-                    raise ValueError(f"contrastive names {name!r}, but no behaviour inputs are "
-                                     "used; set behavior_inputs.")
-                name = "behavior"
-            elif name == "frames" and X.frame_index is None:
+            if name == "behavior" and not inputs:
+                raise ValueError("contrastive names 'behavior', but no behaviour inputs are "
+                                 "used; set behavior_inputs.")
+            if name == "frames" and X.frame_index is None:
                 raise ValueError("contrastive names 'frames', but X carries no stimulus frames.")
+            if name in inputs and name not in MODALITIES:
+                name = f"behavior:{inputs.index(name)}"
             elif name not in MODALITIES:
+                known = list(X.behavior_names or ())
                 raise ValueError(f"unknown contrastive modality {name!r}; use 'id', 'frames', "
-                                 f"'behavior' or a behaviour input name ({inputs}).")
+                                 f"'behavior' or a behaviour variable of X ({known}).")
             if name not in modalities:
                 modalities.append(name)
         return tuple(modalities)
@@ -127,9 +147,12 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
     def transform(self, X, modality="id"):
         """Latent vector of every window.
 
-        With contrastive alignment, the projected, L2-normalised latent of ``modality``
-        (``"id"``: spikes, ``"frames"``, ``"behavior"``), of size ``clip_embd``; without
-        it, the PAD-masked mean of the last layer over the window's tokens (``"id"`` only).
+        With contrastive alignment, the projected, L2-normalised latent of ``modality``,
+        one of the aligned modalities (``"id"``: spikes, ``"frames"``, ``"behavior"`` or a
+        behaviour variable name), of size ``clip_embd``; latents of aligned modalities can
+        be compared by cosine similarity (see :func:`nfestimators.metrics.retrieval_accuracy`).
+        Without contrastive alignment, the PAD-masked mean of the last layer over the
+        window's tokens (``"id"`` only).
 
         Parameters
         ----------
@@ -142,16 +165,66 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
         """
         X = self._windows(X, reset=False)
         projected = self.model_.clip_proj is not None
-        available = self.model_config_.contrastive if projected else ("id",)
-        if modality not in available:
+        keys = {"id": "id"}
+        if projected:
+            inputs = list(getattr(self, "behavior_inputs_", ()))
+            keys = {inputs[int(m[9:])] if m.startswith("behavior:") else m: m
+                    for m in self.model_.config.contrastive}
+        if modality not in keys:
             raise ValueError(f"modality {modality!r} has no latent in this model; choose from "
-                             f"{list(available)}.")
+                             f"{list(keys)}.")
+        key = keys[modality]
 
         def latent(out, batch):
-            z = out["latents"][modality] if projected else out["pooled"]
+            z = out["latents"][key] if projected else out["pooled"]
             return z.float().cpu().numpy()
 
         return self._forward_all(X, latent).astype(np.float32)
+
+    def sample(self, X, *, past="true", temperature=1.0, top_k=None, top_p=None,
+               temperature_dt=None, top_k_dt=None, top_p_dt=None, greedy=False,
+               random_state=None, batch_size=None):
+        """Generate the spikes of every window of ``X``, token by token.
+
+        Each window's spikes are sampled from the model given its context: the past
+        window and the stimulus and behaviour inputs of ``X``. Decoding uses a KV cache
+        and runs many windows at once.
+
+        Parameters
+        ----------
+        X : SpikeWindows
+            Windows to generate (their current-window spikes are not used).
+        past : {"true", "generated"}, default="true"
+            ``"true"``: the past window comes from the recording. ``"generated"``: closed
+            loop; windows are generated trial by trial in time order, and each window's
+            past is the model's own output for the windows before it (the first window of
+            a trial keeps its recorded past). Needs back-to-back windows.
+        temperature, temperature_dt : float, default=1.0
+            Softmax temperature of the neuron-id and dt draws (``temperature_dt=None``:
+            same as ``temperature``).
+        top_k, top_k_dt : int, optional
+            Keep the k most likely tokens (None: no filter; ``*_dt=None``: as id).
+        top_p, top_p_dt : float, optional
+            Nucleus sampling threshold (None: no filter; ``*_dt=None``: as id).
+        greedy : bool, default=False
+            Take the most likely token at every step.
+        random_state : int, RandomState instance or None
+            Seeds the draws (a private torch.Generator; global RNGs are untouched).
+        batch_size : int, optional
+            Windows decoded together (all of a chunk when None); does not change the result.
+
+        Returns
+        -------
+        SpikeWindows
+            The windows of ``X`` with generated current-window spikes; ``to_counts()``
+            gives the raster and ``to_spike_times()`` absolute spike times (window start +
+            dt offset).
+        """
+        X = self._windows(X, reset=False)
+        sampling = dict(temperature=temperature, temperature_dt=temperature_dt, top_k=top_k,
+                        top_k_dt=top_k_dt, top_p=top_p, top_p_dt=top_p_dt, greedy=greedy)
+        return sample_windows(self, X, past=past, sampling=sampling, random_state=random_state,
+                              batch_size=batch_size)
 
     def score(self, X, y=None):
         """Log-likelihood of the spikes of ``X`` in bits per spike, relative to a
