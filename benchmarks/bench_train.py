@@ -1,0 +1,139 @@
+"""Training throughput of NeuroformerPretrainer on the paper's lateral workload.
+
+The workload the original code was timed on (issue #6): 2,023 neurons, 300 s at 10 ms bins,
+lognormal rates giving about 40 spikes per 50 ms window, a 20 Hz movie of 30 x 100 frames,
+window 0.05 s, past window 0.05 s, frame window 0.15 s (3 frames through a 3x5x5 Conv3d),
+blocks 100 / 700, contrastive on id + frames, batch 160, the "paper" preset.
+
+Everything is timed end to end through the public estimator: tokenization, batches on the
+device, forward, backward, optimizer step, LR schedule. Figures printed: samples/s and
+tokens/s (median epoch), peak GPU memory, model FLOPs per step (counted by
+``torch.utils.flop_counter``) and the FLOP utilisation against ``--peak-tflops`` (the H100's
+measured ~790 TFLOP/s bf16 dense), plus the per-epoch train loss of every run so precisions
+can be compared.
+
+    python benchmarks/bench_train.py --device cuda --precision bf16 fp32 --epochs 8
+    python benchmarks/bench_train.py --device cpu --preset small --duration 30 --epochs 2
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+from torch.utils.flop_counter import FlopCounterMode
+
+from nfestimators import NeuroformerPretrainer, SpikeWindows
+
+ORIGINAL_SAMPLES_PER_S = 324.0  # original code, H100, batch 160, model only
+
+
+def lateral_workload(n_neurons=2023, duration=300.0, spikes_per_window=40.0, seed=0):
+    """Synthetic recording of the lateral configuration's shape, as SpikeWindows."""
+    rng = np.random.default_rng(seed)
+    dt, window = 0.01, 0.05
+    n_bins = int(round(duration / dt))
+    rates = rng.lognormal(0.0, 1.0, n_neurons)
+    rates *= spikes_per_window / (window / dt) / rates.sum()  # population spikes per bin
+    counts = rng.poisson(rates[:, None], size=(n_neurons, n_bins)).astype(np.int16)
+    n_frames = int(duration * 20) + 1
+    movie = rng.random((n_frames, 30, 100), dtype=np.float32)
+    return SpikeWindows.from_counts(counts, dt=dt, window=window, prev_window=0.05,
+                                    stimulus=movie, frame_rate=20.0, frame_window=0.15)
+
+
+class StepFlops(Callback):
+    """skorch callback: count the FLOPs of the first training step (forward, backward and
+    optimizer step)."""
+
+    def __init__(self):
+        self.flops = None
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if self.flops is None and training:
+            self._counter = FlopCounterMode(display=False)
+            self._counter.__enter__()
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if self.flops is None and training:
+            self._counter.__exit__(None, None, None)
+            self.flops = self._counter.get_total_flops()
+            del self._counter
+
+
+def run(X, args, precision, count_flops):
+    flops = StepFlops()
+    pre = NeuroformerPretrainer(
+        preset=args.preset, contrastive=("id", "frames"), max_tokens=100, max_prev_tokens=700,
+        batch_size=args.batch_size, max_epochs=args.epochs, lr=1e-4, weight_decay=1.0,
+        validation_fraction=None, device=args.device, precision=precision,
+        compile=args.compile, random_state=0,
+        callbacks=[("flops", flops)] if count_flops else None)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pre.fit(X)
+    wall = time.perf_counter() - t0
+    durations = np.array([row["dur"] for row in pre.history_])
+    steady = durations[1:] if len(durations) > 1 else durations
+    epoch_s = float(np.median(steady))
+    tokens = (X.n_spikes() + 2).sum() + (X.n_spikes(past=True) + 2).sum()
+    result = {
+        "precision": precision, "wall_s": wall, "first_epoch_s": float(durations[0]),
+        "epoch_s": epoch_s, "samples_per_s": len(X) / epoch_s, "tokens_per_s": tokens / epoch_s,
+        "steps_per_epoch": pre.history_[-1]["train_batch_count"],
+        "losses": [round(row["train_loss"], 4) for row in pre.history_],
+        "flops_per_step": flops.flops if count_flops else None,
+        "n_params": sum(p.numel() for p in pre.model_.parameters()),
+    }
+    if args.device == "cuda":
+        result["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--precision", nargs="+", default=["bf16"])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=160)
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of recording")
+    parser.add_argument("--n-neurons", type=int, default=2023)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--peak-tflops", type=float, default=790.0)
+    args = parser.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+
+    t0 = time.perf_counter()
+    X = lateral_workload(args.n_neurons, args.duration)
+    print(f"workload: {X} ({time.perf_counter() - t0:.1f} s to build); mean spikes/window "
+          f"{X.n_spikes().mean():.1f}; device {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    for i, precision in enumerate(args.precision):
+        r = run(X, args, precision, count_flops=(i == 0))
+        line = (f"[{precision}{' compiled' if args.compile else ''}] {r['samples_per_s']:,.0f} "
+                f"samples/s ({r['samples_per_s'] / ORIGINAL_SAMPLES_PER_S:.1f}x the original's "
+                f"324), {r['tokens_per_s']:,.0f} tokens/s, epoch {r['epoch_s']:.2f} s "
+                f"({r['steps_per_epoch']} steps; first epoch {r['first_epoch_s']:.2f} s), "
+                f"{r['n_params']:,} parameters")
+        if "peak_gib" in r:
+            line += f", peak memory {r['peak_gib']:.2f} GiB"
+        print(line)
+        if r["flops_per_step"]:
+            step_s = r["epoch_s"] / r["steps_per_epoch"]
+            tflops = r["flops_per_step"] / step_s / 1e12
+            print(f"    model FLOPs/step {r['flops_per_step'] / 1e12:.2f} TFLOP (first batch), "
+                  f"{tflops:.1f} TFLOP/s achieved = {100 * tflops / args.peak_tflops:.1f}% of "
+                  f"{args.peak_tflops:.0f}")
+        print(f"    train loss per epoch: {r['losses']}")
+
+
+if __name__ == "__main__":
+    main()
