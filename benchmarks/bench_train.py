@@ -96,6 +96,53 @@ def run(X, args, precision, count_flops):
     return result
 
 
+def profile_steps(X, args, precision, n_steps=20):
+    """Model-only timing (batches prebuilt on the device, plain loop) plus a profiler table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from nfestimators.data import TokenStore
+    from nfestimators.training import decay_param_groups, device_context
+
+    pre = NeuroformerPretrainer(preset=args.preset, contrastive=("id", "frames"), max_tokens=100,
+                                max_prev_tokens=700, max_epochs=1, validation_fraction=None,
+                                device=args.device, precision=precision, random_state=0)
+    pre.fit(X[: args.batch_size * 2])
+    model = pre.model_.train()
+    store = TokenStore(pre.tokenizer_.transform(X), args.device,
+                       **pre._prepare_inputs(X, reset=False))
+    rows = np.random.default_rng(0).permutation(len(X))
+    batches = [store.batch(rows[i * args.batch_size:(i + 1) * args.batch_size])
+               for i in range(n_steps)]
+    opt = torch.optim.AdamW(decay_param_groups(model, 0.1), lr=1e-4, fused=args.device == "cuda")
+    forward = torch.compile(model, dynamic=True) if args.compile else model
+
+    def step(batch):
+        with device_context(args.device, precision):
+            out = forward(batch)
+        loss = model.total_loss({k: v.float() for k, v in out["losses"].items()})
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for batch in batches[:3]:
+        step(batch)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    torch.cuda.synchronize()
+    step_s = (time.perf_counter() - t0) / len(batches)
+    print(f"[{precision}] model only: {step_s * 1e3:.1f} ms/step = "
+          f"{args.batch_size / step_s:,.0f} samples/s")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for batch in batches[:5]:
+            step(batch)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=15))
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -107,6 +154,8 @@ def main():
     parser.add_argument("--n-neurons", type=int, default=2023)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--peak-tflops", type=float, default=790.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="time model-only steps and print profiler tables (CUDA)")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -116,6 +165,10 @@ def main():
     print(f"workload: {X} ({time.perf_counter() - t0:.1f} s to build); mean spikes/window "
           f"{X.n_spikes().mean():.1f}; device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    if args.profile:
+        for precision in args.precision:
+            profile_steps(X, args, precision)
+        return
     for i, precision in enumerate(args.precision):
         r = run(X, args, precision, count_flops=(i == 0))
         line = (f"[{precision}{' compiled' if args.compile else ''}] {r['samples_per_s']:,.0f} "

@@ -153,7 +153,7 @@ def test_stimulus_callback_and_behavior_dict():
 
 @pytest.mark.parametrize("bad,match", [
     (np.full((2, 10), np.nan), "NaN"),
-    (-np.ones((2, 10)), "negative"),
+    (-np.ones((2, 10)), "Negative values"),
     (np.full((2, 10), 0.5), "non-integer"),
     (np.zeros((2, 10, 3)), "2-D"),
     (np.zeros((2, 0)), "empty"),

@@ -42,6 +42,9 @@ class TokenStore:
     y_reg : ndarray (n_samples, n_targets), optional
     y_cls : ndarray (n_samples,), optional
         Class indices.
+    pad_multiple : int, default=8
+        Sequence lengths are rounded up to a multiple of this (within the block size):
+        fewer distinct shapes for kernel selection and compilation, aligned tensor cores.
 
     Examples
     --------
@@ -52,12 +55,13 @@ class TokenStore:
     >>> store = TokenStore(SpikeTokenizer().fit(X).transform(X), "cpu")
     >>> batch = store.batch(np.array([0, 1]))
     >>> sorted(batch), tuple(batch["id"].shape), tuple(batch["id_prev"].shape)
-    (['dt', 'dt_prev', 'id', 'id_prev', 'target_dt', 'target_id'], (2, 5), (2, 6))
+    (['dt', 'dt_prev', 'id', 'id_prev', 'target_dt', 'target_id'], (2, 8), (2, 8))
     """
 
     def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
-                 behavior=None, y_reg=None, y_cls=None):
+                 behavior=None, y_reg=None, y_cls=None, pad_multiple=8):
         self.device = torch.device(device)
+        self.pad_multiple = int(pad_multiple)
         self.length = np.asarray(tokens.length)
         self.prev_length = None if tokens.id_prev is None else np.asarray(tokens.prev_length)
         self.id = _to_device(tokens.id, device)
@@ -73,18 +77,25 @@ class TokenStore:
     def __len__(self):
         return len(self.length)
 
+    def _round_up(self, n, limit):
+        return min(-(-n // self.pad_multiple) * self.pad_multiple, limit)
+
     def batch(self, rows):
         """The batch dict (``docs/design.md``) of the given row indices (a numpy int array)."""
         rows = np.asarray(rows)
+        if rows.size == 0:
+            raise ValueError("a batch needs at least one row.")
         idx = _to_device(rows.astype(np.int64), self.device)
-        n_cols = int(self.length[rows].max()) + 1  # SOS + events; the last target is EOS
+        # SOS + events (the last target is EOS), rounded up so that few distinct shapes occur
+        n_cols = self._round_up(int(self.length[rows].max()) + 1, self.id.shape[1] - 1)
         seq_id, seq_dt = self.id[idx, : n_cols + 1].long(), self.dt[idx, : n_cols + 1].long()
         batch = {
             "id": seq_id[:, :-1], "dt": seq_dt[:, :-1],
             "target_id": seq_id[:, 1:], "target_dt": seq_dt[:, 1:],
         }
         if self.id_prev is not None:
-            n_prev = int(self.prev_length[rows].max()) + 2  # SOS + events + EOS
+            n_prev = self._round_up(int(self.prev_length[rows].max()) + 2,  # SOS + events + EOS
+                                    self.id_prev.shape[1])
             batch["id_prev"] = self.id_prev[idx, :n_prev].long()
             batch["dt_prev"] = self.dt_prev[idx, :n_prev].long()
         if self.stimulus is not None:

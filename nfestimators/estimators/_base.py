@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
+import pickle
 
 import numpy as np
 import torch
 from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+from skorch.history import History
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..data import SpikeTokenizer, SpikeWindows, TokenStore, as_windows
 from ..model import Neuroformer, NeuroformerConfig, make_config
-from ..training import EpochProgressBar, LossCombiner, NeuroformerNet, TokenBatches, warmup_cosine
+from ..training import (EpochProgressBar, LossCombiner, NeuroformerNet, TokenBatches,
+                        device_context, warmup_cosine)
 
 FORMAT_VERSION = 1
 _INFERENCE_CHUNK = 8192  # windows tokenized and moved to the device at once at predict time
@@ -87,16 +89,24 @@ class NeuroformerBase(BaseEstimator):
             raise ValueError("X holds no windows.")
         return X
 
-    def _behavior_columns(self, X):
-        """Indices of the behaviour columns used as model inputs."""
+    def _behavior_input_names(self, X):
+        """Names of the behaviour variables of ``X`` to feed to the model (``behavior_inputs``)."""
         names = self.behavior_inputs
         if names is None:
             return []
         if X.behavior is None:
             raise ValueError("behavior_inputs were given, but X carries no behaviour values.")
-        if names == "all":
-            return list(range(X.behavior.shape[1]))
-        names = [names] if isinstance(names, str) else list(names)
+        if isinstance(names, str):
+            return list(X.behavior_names) if names == "all" else [names]
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def _behavior_columns(X, names):
+        """Indices of the behaviour columns ``names`` in ``X``."""
+        if not names:
+            return []
+        if X.behavior is None:
+            raise ValueError("the model was fitted with behaviour inputs; X carries none.")
         missing = [n for n in names if n not in X.behavior_names]
         if missing:
             raise ValueError(f"behaviour inputs {missing} are not in X.behavior_names "
@@ -107,7 +117,8 @@ class NeuroformerBase(BaseEstimator):
     def _prepare_inputs(self, X, reset):
         """Fit (``reset``) or check the tokenizer and input scalers; returns store kwargs."""
         if reset:
-            self._behavior_index = self._behavior_columns(X)
+            self.behavior_inputs_ = tuple(self._behavior_input_names(X))
+            self._behavior_index = self._behavior_columns(X, self.behavior_inputs_)
             if self._behavior_index:
                 self.behavior_mean_, self.behavior_scale_ = _standardize_fit(
                     X.behavior[:, self._behavior_index])
@@ -116,9 +127,7 @@ class NeuroformerBase(BaseEstimator):
                 self.frame_mean_, self.frame_scale_ = float(seen.mean()), float(seen.std() or 1.0)
         kwargs = {}
         if getattr(self, "behavior_mean_", None) is not None:
-            if X.behavior is None:
-                raise ValueError("the model was fitted with behaviour inputs; X carries none.")
-            cols = self._behavior_columns(X)
+            cols = self._behavior_columns(X, self.behavior_inputs_)
             kwargs["behavior"] = (X.behavior[:, cols] - self.behavior_mean_) / self.behavior_scale_
         if getattr(self, "frame_mean_", None) is not None:
             if X.frame_index is None:
@@ -237,9 +246,7 @@ class NeuroformerBase(BaseEstimator):
         return device
 
     def _autocast(self, device):
-        if getattr(self, "precision_", "fp32") == "bf16" and device.startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return device_context(device, getattr(self, "precision_", "fp32"))
 
     def _forward_all(self, X, collect, batch_size=None):
         """Run the model over every window of ``X`` in eval mode, bounded memory.
@@ -310,6 +317,7 @@ class NeuroformerBase(BaseEstimator):
         est._restore_fitted(payload["fitted"])
         est.model_ = _model_from_dict({"config": payload["model_config"],
                                        "state_dict": payload["model_state"]})
+        est.model_config_ = est.model_.config
         return est
 
     def _fitted_state(self):
@@ -323,8 +331,8 @@ class NeuroformerBase(BaseEstimator):
                          for row in self.history_],
             "_behavior_index": list(getattr(self, "_behavior_index", [])),
         }
-        for name in ("behavior_mean_", "behavior_scale_", "frame_mean_", "frame_scale_",
-                     "baseline_rates_", "y_mean_", "y_scale_", "classes_", "y_ndim_"):
+        for name in ("behavior_inputs_", "behavior_mean_", "behavior_scale_", "frame_mean_",
+                     "frame_scale_", "baseline_rates_", "y_mean_", "y_scale_", "classes_", "y_ndim_"):
             if getattr(self, name, None) is not None:
                 state[name] = getattr(self, name)
         return state
@@ -341,6 +349,8 @@ class NeuroformerBase(BaseEstimator):
             if k in ("behavior_mean_", "behavior_scale_", "baseline_rates_", "y_mean_",
                      "y_scale_", "classes_"):
                 v = np.asarray(v)
+            elif k == "history_":
+                v = History(v)  # as after fit: history_[:, "valid_loss"] works
             setattr(self, k, v)
         if not torch.cuda.is_available() and str(self.device_).startswith("cuda"):
             self.device_ = "cpu"
@@ -356,7 +366,11 @@ def _read_payload(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no saved estimator at {path!r}.")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path!r} is not an nfestimators file (torch.load with "
+                         f"weights_only=True failed: {exc.__class__.__name__}).") from exc
     if not isinstance(payload, dict) or payload.get("format") != "nfestimators":
         raise ValueError(f"{path!r} is not an nfestimators file.")
     if payload.get("version", 0) > FORMAT_VERSION:

@@ -1,7 +1,8 @@
 """Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
 
 from .callbacks import EpochProgressBar
-from .net import LossCombiner, NeuroformerNet, TokenBatches, decay_param_groups, warmup_cosine
+from .net import (LossCombiner, NeuroformerNet, TokenBatches, decay_param_groups, device_context,
+                  warmup_cosine)
 
 __all__ = ["EpochProgressBar", "LossCombiner", "NeuroformerNet", "TokenBatches",
-           "decay_param_groups", "warmup_cosine"]
+           "decay_param_groups", "device_context", "warmup_cosine"]

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "decay_param_groups",
-           "warmup_cosine"]
+           "device_context", "warmup_cosine"]
 
 
 class LossCombiner(nn.Module):
@@ -81,6 +82,23 @@ def warmup_cosine(total_steps, warmup_steps, floor=0.1):
     return factor
 
 
+def device_context(device, precision):
+    """Mixed precision and attention kernels for a forward pass on ``device``.
+
+    On CUDA: bf16 autocast when ``precision == "bf16"``, and flash / memory-efficient SDPA
+    kernels. cuDNN attention is left out: it builds an execution plan for every new
+    sequence length, and batches padded to their own length bring many.
+    """
+    if not str(device).startswith("cuda"):
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                     SDPBackend.MATH]))
+    if precision == "bf16":
+        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+    return stack
+
+
 class NeuroformerNet(NeuralNet):
     """skorch ``NeuralNet`` with a multi-loss train step.
 
@@ -118,9 +136,7 @@ class NeuroformerNet(NeuralNet):
 
     # ------------------------------------------------------------------- steps
     def _autocast(self):
-        if self.precision == "bf16" and str(self.device).startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return device_context(self.device, self.precision)
 
     def _forward_losses(self, batch):
         with self._autocast():
