@@ -101,7 +101,7 @@ def profile_steps(X, args, precision, n_steps=20):
     from torch.profiler import ProfilerActivity, profile
 
     from nfestimators.data import TokenStore
-    from nfestimators.training import decay_param_groups, device_context
+    from nfestimators.training import compile_blocks, decay_param_groups, device_context
 
     pre = NeuroformerPretrainer(preset=args.preset, contrastive=("id", "frames"), max_tokens=100,
                                 max_prev_tokens=700, max_epochs=1, validation_fraction=None,
@@ -114,7 +114,7 @@ def profile_steps(X, args, precision, n_steps=20):
     batches = [store.batch(rows[i * args.batch_size:(i + 1) * args.batch_size])
                for i in range(n_steps)]
     opt = torch.optim.AdamW(decay_param_groups(model, 0.1), lr=1e-4, fused=args.device == "cuda")
-    forward = torch.compile(model, dynamic=True) if args.compile else model
+    forward = compile_blocks(model) if args.compile else model
 
     def step(batch):
         with device_context(args.device, precision):

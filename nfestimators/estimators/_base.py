@@ -156,7 +156,7 @@ class NeuroformerBase(BaseEstimator):
         frames_shape = None
         if X.frame_index is not None:
             frames_shape = (X.n_frames, *np.shape(X.stimulus)[1:])
-            overrides["frame_kernel"] = tuple(min(k, s) for k, s in zip((3, 5, 5), frames_shape))
+            overrides["frame_kernel"] = _frame_kernel(frames_shape)
         tok = self.tokenizer_
         return make_config(
             self.preset, tok.n_neurons_, n_dt=tok.n_dt_, frames_shape=frames_shape,
@@ -216,8 +216,6 @@ class NeuroformerBase(BaseEstimator):
             valid = TokenBatches(store, valid_rows, max(batch_size, 256)) if n_valid else None
             net.fit((train, valid))
         self.model_ = net.module_
-        if bool(self.compile):  # keep the plain module: it pickles and runs anywhere
-            self.model_ = getattr(self.model_, "_orig_mod", self.model_)
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
         return self
@@ -354,6 +352,22 @@ class NeuroformerBase(BaseEstimator):
             setattr(self, k, v)
         if not torch.cuda.is_available() and str(self.device_).startswith("cuda"):
             self.device_ = "cpu"
+
+
+def _frame_kernel(frames_shape, preferred=(3, 5, 5)):
+    """Conv3d patch size (= stride) of the frame tokenizer for clips of ``(F, H, W)``.
+
+    Per axis, among sizes near the paper's (3, 5, 5) (from ``preferred - 2`` to
+    ``preferred + 3``, at most the axis length), the one leaving the fewest pixels outside
+    the last whole patch (non-overlapping patches drop the remainder), then the closest to
+    the preferred size, then the smaller. (3, 5, 5) itself for the paper's 3 x 30 x 100 clips;
+    (3, 4, 4) for 3 x 8 x 12, where (3, 5, 5) would drop 3 of 8 rows.
+    """
+    kernel = []
+    for size, pref in zip(frames_shape, preferred):
+        candidates = range(max(1, pref - 2), min(size, pref + 3) + 1)
+        kernel.append(min(candidates, key=lambda k: (size % k, abs(k - pref), k), default=size))
+    return tuple(kernel)
 
 
 def _model_from_dict(d):

@@ -1,8 +1,8 @@
 """Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
 
 from .callbacks import EpochProgressBar
-from .net import (LossCombiner, NeuroformerNet, TokenBatches, decay_param_groups, device_context,
-                  warmup_cosine)
+from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, decay_param_groups,
+                  device_context, warmup_cosine)
 
 __all__ = ["EpochProgressBar", "LossCombiner", "NeuroformerNet", "TokenBatches",
-           "decay_param_groups", "device_context", "warmup_cosine"]
+           "compile_blocks", "decay_param_groups", "device_context", "warmup_cosine"]

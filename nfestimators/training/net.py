@@ -11,8 +11,8 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "decay_param_groups",
-           "device_context", "warmup_cosine"]
+__all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
+           "decay_param_groups", "device_context", "warmup_cosine"]
 
 
 class LossCombiner(nn.Module):
@@ -82,6 +82,21 @@ def warmup_cosine(total_steps, warmup_steps, floor=0.1):
     return factor
 
 
+def compile_blocks(module):
+    """Compile every attention block of ``module`` in place with dynamic shapes.
+
+    The blocks hold nearly all of the model's operations, and all blocks of a kind share
+    one compiled graph (their parameters are graph inputs), so compiling costs a few graphs
+    whatever the depth, and batches of any length reuse them. Returns ``module``.
+    """
+    from ..model.attention import CrossAttentionBlock, SelfAttentionBlock
+
+    for block in module.modules():
+        if isinstance(block, (SelfAttentionBlock, CrossAttentionBlock)):
+            block.compile(dynamic=True)
+    return module
+
+
 def device_context(device, precision):
     """Mixed precision and attention kernels for a forward pass on ``device``.
 
@@ -115,6 +130,12 @@ class NeuroformerNet(NeuralNet):
         self.precision = precision
         self.weight_decay = weight_decay
         super().__init__(module, *args, **kwargs)
+
+    def torch_compile(self, module, name):
+        """``compile=True`` compiles the attention blocks (see :func:`compile_blocks`)."""
+        if not self.compile or name != "module":
+            return module
+        return compile_blocks(module)
 
     # -------------------------------------------------------------- data plumbing
     def check_data(self, X, y=None):
