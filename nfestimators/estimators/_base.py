@@ -139,7 +139,10 @@ class NeuroformerBase(BaseEstimator):
     def _token_budget(self, X):
         """Block sizes: the given ones, or enough for every window of the training data."""
         def auto(given, n_spikes):
-            return int(given) if given is not None else int(max(n_spikes.max(), 1)) + 2
+            if given is not None:
+                return int(given)
+            # room for windows a quarter fuller than any seen in fit, in multiples of 8
+            return -(-int(1.25 * max(n_spikes.max(), 1) + 2) // 8) * 8
         return auto(self.max_tokens, X.n_spikes()), auto(self.max_prev_tokens, X.n_spikes(past=True))
 
     def _model_config(self, X, n_targets=0, n_classes=0, contrastive=("id",)):

@@ -12,7 +12,7 @@ COMMON_PARAMETERS = """\
     max_tokens : int, optional
         Token budget of a current window (``block_size.id``). Windows with more spikes
         keep their latest ``max_tokens - 1`` and a warning says how many were dropped.
-        Default: enough for the fullest window of the training data.
+        Default: room for windows a quarter fuller than the fullest training window.
     max_prev_tokens : int, optional
         Token budget of a past window (``block_size.prev_id``); default as ``max_tokens``.
     behavior_inputs : list of str or "all", optional
