@@ -31,6 +31,7 @@ __all__ = [
     "psth",
     "psth_correlation",
     "pearson_r",
+    "retrieval_accuracy",
     "make_generation_scorer",
     "window_f1_scorer",
     "psth_correlation_scorer",
@@ -452,6 +453,69 @@ def pearson_r(y_true, y_pred, *, multioutput="raw_values"):
     if multioutput == "uniform_average":
         return float(np.nanmean(r)) if np.any(~np.isnan(r)) else float("nan")
     raise ValueError(f"multioutput must be 'raw_values' or 'uniform_average'; got {multioutput!r}.")
+
+
+# ------------------------------------------------------------------ latents
+def retrieval_accuracy(Z_a, Z_b, k=1):
+    """Top-k retrieval accuracy between two sets of paired latents (rows match).
+
+    For every row ``i`` of ``Z_a``, the rows of ``Z_b`` are ranked by cosine similarity to
+    it; a hit is when ``Z_b[i]`` is among the ``k`` most similar. Ties count against the
+    match (a constant latent scores 0, not 1). Chance level is ``k / n_samples``.
+
+    Use it to check contrastive alignment, e.g. spike latents against frame latents of
+    held-out windows: ``retrieval_accuracy(pre.transform(X), pre.transform(X,
+    modality="frames"))``.
+
+    Parameters
+    ----------
+    Z_a, Z_b : array-like of shape (n_samples, n_features)
+        Latents of two modalities; row ``i`` of both belongs to the same sample.
+    k : int, default=1
+        Number of best candidates that count as a hit.
+
+    Returns
+    -------
+    float
+        Fraction of the rows of ``Z_a`` whose partner is among the top ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> retrieval_accuracy(Z, 2 * Z)
+    1.0
+    >>> retrieval_accuracy(Z, Z[[1, 0, 2]])  # rows 0 and 1 swapped: only row 2 is found
+    0.3333333333333333
+    >>> retrieval_accuracy(Z, Z[[1, 0, 2]], k=2)
+    0.3333333333333333
+    """
+    a = np.asarray(Z_a, dtype=np.float64)
+    b = np.asarray(Z_b, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"Z_a and Z_b must be 2-D arrays of the same shape; got "
+                         f"{np.shape(Z_a)} and {np.shape(Z_b)}.")
+    if a.shape[0] < 1:
+        raise ValueError("retrieval_accuracy needs at least one sample.")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("Z_a and Z_b must be finite.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}.")
+
+    def unit(z):
+        norm = np.linalg.norm(z, axis=1, keepdims=True)
+        return z / np.where(norm > 0, norm, 1.0)
+
+    a, b = unit(a), unit(b)
+    n = len(a)
+    hits = 0
+    for start in range(0, n, 1024):  # bounded memory: (1024, n) similarities at a time
+        sim = a[start:start + 1024] @ b.T
+        rows = np.arange(len(sim))
+        match = sim[rows, start + rows]
+        rank = (sim >= match[:, None]).sum(axis=1) - 1  # others at least as similar
+        hits += int(np.count_nonzero(rank < k))
+    return hits / n
 
 
 # Scorer: mean Pearson r of ``estimator.predict(X)`` against ``y`` over the targets.

@@ -22,7 +22,7 @@ _LAP_TIME = 6.0           # s per lap of the circular track at average speed
 _SPEED_FRACTION, _SPEED_GAIN = 0.4, (0.5, 0.9)
 _PLACE_FRACTION, _PLACE_GAIN = 0.6, (1.0, 2.0)
 _CONDITION_FRACTION, _CONDITION_SD, _ONSET_TAU = 0.5, 0.6, 0.4
-_STIMULUS_FRACTION, _STIMULUS_GAIN = 0.3, (0.6, 1.0)
+_STIMULUS_GAIN = (0.6, 1.0)
 _HUB_WEIGHT, _SYNAPSE_TAU = (0.8, 1.2), 0.02
 _MAX_RATE = 100.0         # Hz, ceiling on the conditional intensity
 
@@ -156,8 +156,9 @@ def _window_means(values, end_bins, n_bins):
 
 def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, prev_window=0.05,
                       trial_duration=2.0, n_conditions=4, mean_rate=3.0, stimulus=False,
-                      frame_rate=20.0, frame_window=0.15, frame_shape=(16, 24), coupling=False,
-                      n_hubs=4, random_state=None):
+                      frame_rate=20.0, frame_window=0.15, frame_shape=(16, 24),
+                      stimulus_fraction=0.3, coupling=False, n_hubs=4, behavior_as_input=False,
+                      random_state=None):
     """Generate Poisson spike trains driven by behaviour, a trial condition and optionally a
     movie and hub coupling, cut into Neuroformer windows.
 
@@ -178,7 +179,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
       ``mu`` uniform), subsets drawn independently.
     * **Stimulus** (``stimulus=True``): a movie of drifting gratings with slowly drifting
       orientation and contrast plus smooth noise, ``(n_frames, *frame_shape)`` at
-      ``frame_rate`` Hz, z-scored. 30 % of neurons have a Gabor receptive field and a biphasic
+      ``frame_rate`` Hz, z-scored. A fraction ``stimulus_fraction`` (30 %) of the neurons
+      have a Gabor receptive field and a biphasic
       temporal kernel (frame ``f`` minus 0.6 x frame ``f - 1``); their z-scored filter output
       enters the log rate with gain ``U(0.6, 1.0)``. Bin ``t`` sees the frame shown at its start.
     * **Rates**: per neuron, the log rate is the sum of the terms above plus a baseline set so
@@ -193,8 +195,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     clipped at the trial start. ``behavior`` holds the mean of each behaviour variable over a
     window's bins. Since the behaviour is smooth, the past window's spikes carry information
     about it too, which a model of counts in the current window alone cannot use. The
-    behaviour is **not** attached to ``windows`` as a model input (it is the target);
-    use ``windows.with_behavior(...)`` for that.
+    behaviour is **not** attached to ``windows`` as a model input (it is the target) unless
+    ``behavior_as_input=True``.
 
     Parameters
     ----------
@@ -221,10 +223,16 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         Seconds of movie attached to each window, ending at the window end.
     frame_shape : tuple of int, default=(16, 24)
         Movie frame height and width in pixels.
+    stimulus_fraction : float, default=0.3
+        Fraction of the neurons driven by the movie (at least one), in (0, 1].
     coupling : bool, default=False
         Add hub coupling between neurons (slower: simulated bin by bin).
     n_hubs : int, default=4
         Number of hub neurons when ``coupling=True``.
+    behavior_as_input : bool, default=False
+        Also attach the behaviour to ``windows`` (``windows.behavior``, the same per-window
+        means as ``behavior``) so that estimators can take it as an input
+        (``behavior_inputs=[...]``). Leave it off when the behaviour is the target.
     random_state : int, numpy Generator or RandomState, default=None
         Seed; the same seed gives the same data. The behaviour, tuning and conditions do not
         depend on ``stimulus`` or ``coupling``.
@@ -302,7 +310,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
                + condition_gain[conditions[trial_of_bin]].T * onset[None])
 
     out = Bunch()
-    stim_kwargs = {}
+    input_kwargs = {}
     params = Bunch(speed_gain=speed_gain, place_gain=place_gain, place_center=place_center,
                    condition_gain=condition_gain, stimulus_gain=None, filters=None, hubs=None)
     if stimulus:
@@ -312,7 +320,10 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
             raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
         n_frames = int(np.floor(round(n_total * dt * frame_rate, 6))) + 1
         movie = _movie(rng_stimulus, n_frames, frame_rate, shape)
-        stim_cells = np.flatnonzero(_subset(rng_stimulus, n_neurons, _STIMULUS_FRACTION))
+        stimulus_fraction = _check_positive(stimulus_fraction, "stimulus_fraction")
+        if stimulus_fraction > 1:
+            raise ValueError(f"stimulus_fraction must lie in (0, 1]; got {stimulus_fraction}.")
+        stim_cells = np.flatnonzero(_subset(rng_stimulus, n_neurons, stimulus_fraction))
         filters = _gabors(rng_stimulus, len(stim_cells), shape)
         drive = _stimulus_drive(movie, filters)  # (n_frames, n_stim)
         frame_of_bin = np.floor(np.round(np.arange(n_total) * dt * frame_rate, 6)).astype(int)
@@ -321,7 +332,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         log_mod[stim_cells] += stimulus_gain[stim_cells, None] * drive[frame_of_bin].T
         params.update(stimulus_gain=stimulus_gain, filters=filters)
         population_drive = drive.mean(axis=1)[frame_of_bin]
-        stim_kwargs = dict(stimulus=movie, frame_rate=frame_rate, frame_window=frame_window)
+        input_kwargs = dict(stimulus=movie, frame_rate=frame_rate, frame_window=frame_window)
         out.update(stimulus=movie, frame_rate=frame_rate)
 
     # baseline so that every neuron's average rate is its target rate
@@ -338,8 +349,10 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         rates = np.minimum(np.exp(log_rate), _MAX_RATE * dt)
         counts = rng_spikes.poisson(rates)
 
+    if behavior_as_input:
+        input_kwargs.update(behavior=latent, behavior_dt=dt, behavior_names=BEHAVIOR_NAMES)
     windows = SpikeWindows.from_counts(counts, dt=dt, window=window, prev_window=prev_window,
-                                       trial=trial_of_bin, **stim_kwargs)
+                                       trial=trial_of_bin, **input_kwargs)
     end_bins = np.round(windows.window_end / dt).astype(np.int64)
     if stimulus:
         drive_w = _window_means(population_drive, end_bins, window_bins)

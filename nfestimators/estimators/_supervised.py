@@ -81,8 +81,8 @@ class SupervisedNeuroformer(NeuroformerBase):
                 f"{tok.n_neurons_}; finetune on the same neurons as the pretraining data.")
         self.tokenizer_ = tok
         tok.check_windows(X)
-        for name in ("behavior_mean_", "behavior_scale_", "frame_mean_", "frame_scale_",
-                     "_behavior_index"):
+        for name in ("behavior_inputs_", "behavior_mean_", "behavior_scale_", "frame_mean_",
+                     "frame_scale_", "_behavior_index"):
             if hasattr(source, name):
                 setattr(self, name, getattr(source, name))
 

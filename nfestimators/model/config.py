@@ -50,8 +50,10 @@ class NeuroformerConfig:
     n_targets, n_classes : int
         Width of the regression and classification heads (0 builds no head).
     contrastive : tuple of str
-        Modalities to align among ``"id"``, ``"frames"``, ``"behavior"``. The contrastive
-        loss and the CLIP projection exist only when two or more are named.
+        Modalities to align among ``"id"`` (feature-encoder output of the current spikes),
+        ``"frames"``, ``"behavior"`` (all behaviour inputs, pooled) and ``"behavior:<j>"``
+        (behaviour input column ``j`` alone). The contrastive loss and the CLIP projection
+        exist only when two or more are named.
     clip_embd : int or None
         Width of the CLIP projection (None means ``n_embd``).
     clip_temp : float
@@ -73,6 +75,10 @@ loss_weight_classification : float
     compat_pool_pad : bool
         Original behaviour (spec 3.8, 4.2): mean pooling of the final stream includes
         PAD positions.
+    compat_clip_final_layer : bool
+        Original behaviour (spec 4.2): the ``"id"`` contrastive feature is the pooled final
+        stream, which has cross-attended to the frames and behaviour, instead of the
+        feature-encoder output of the spikes alone.
     """
 
     n_neurons: int
@@ -110,6 +116,7 @@ loss_weight_classification : float
     compat_layernorm_behavior: bool = False
     compat_attend_pad: bool = False
     compat_pool_pad: bool = False
+    compat_clip_final_layer: bool = False
 
     def __post_init__(self):
         # Accept lists (e.g. after a JSON round trip) for the tuple fields.
@@ -125,9 +132,11 @@ loss_weight_classification : float
             raise ValueError(f"n_embd must be even, got {self.n_embd}")
         if self.time_embedding not in ("learned", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'learned' or 'sinusoidal', got {self.time_embedding!r}")
-        unknown = set(self.contrastive) - set(MODALITIES)
+        columns = [f"behavior:{j}" for j in range(self.n_behavior_inputs)]
+        unknown = set(self.contrastive) - set(MODALITIES) - set(columns)
         if unknown:
-            raise ValueError(f"unknown contrastive modalities {sorted(unknown)}; choose among {MODALITIES}")
+            raise ValueError(f"unknown contrastive modalities {sorted(unknown)}; choose among "
+                             f"{MODALITIES} or a behaviour input column {columns}")
         if self.n_neurons < 1 or self.n_dt < 1:
             raise ValueError("n_neurons and n_dt must be positive")
 

@@ -8,7 +8,8 @@ Data flow, for a batch dict as in ``docs/design.md``::
     behaviour      ─ value * w_v + e_v ─► M
     h ─► cross-attn to P (n_layers_history) ─► to V (n_layers_stimulus) ─► to M (n_layers_behavior)
       ─► causal SA × n_layers_state ─► z ─► id / dt heads at every position
-    masked mean of z ─► regression / classification heads, contrastive latent "id"
+    masked mean of z ─► regression / classification heads
+    masked mean of h ─► contrastive latent "id" (spikes only, before any cross-attention)
 
 Everything that does not depend on the current tokens is computed by
 :meth:`Neuroformer.encode_context`; the current-token path :meth:`Neuroformer.decode`
@@ -150,7 +151,7 @@ class Neuroformer(nn.Module):
 
         # Behaviour inputs.
         self.behavior_emb = None
-        aligns_behavior = c.use_contrastive and "behavior" in c.contrastive
+        aligns_behavior = c.use_contrastive and any(m.startswith("behavior") for m in c.contrastive)
         if c.n_behavior_inputs > 0 and (c.n_layers_behavior > 0 or aligns_behavior):
             self.behavior_emb = BehaviorEmbedding(c.n_behavior_inputs, E, c.compat_layernorm_behavior)
             if c.n_layers_behavior > 0:
@@ -246,7 +247,7 @@ class Neuroformer(nn.Module):
             raise ValueError(f"sequence length {offset + T} exceeds block_size={self.config.block_size}")
         return self.tok_emb(ids) + self.time_emb(dts) + self.pos_emb[:, offset : offset + T]
 
-    def decode(self, ids, dts, context=None, state=None):
+    def decode(self, ids, dts, context=None, state=None, return_encoded=False):
         """Run the current tokens through the feature encoder and the fusion transformer.
 
         Parameters
@@ -258,11 +259,14 @@ class Neuroformer(nn.Module):
             Encoded context; used when ``state`` is None.
         state : DecodeState, optional
             Incremental decoding state; updated in place (caches grow by T).
+        return_encoded : bool, default=False
+            Also return the feature-encoder output h (current spikes only, before any
+            cross-attention to the other modalities).
 
         Returns
         -------
         Tensor of shape (B, T, E)
-            Final stream z.
+            Final stream z; ``(z, h)`` with ``return_encoded``.
         """
         c = self.config
         T = ids.shape[1]
@@ -278,6 +282,7 @@ class Neuroformer(nn.Module):
         n = c.n_layers_state
         for i, block in enumerate(self.state_blocks):
             x, self_kv[i] = block(x, mask, is_causal, self_kv[i])
+        encoded = x  # (B, T, E)
         for name, (kvs, kv_mask) in memory.items():
             for block, kv in zip(self.fusion[name], kvs):
                 x = block(x, kv, kv_mask)
@@ -285,7 +290,7 @@ class Neuroformer(nn.Module):
             x, self_kv[n + i] = block(x, mask, is_causal, self_kv[n + i])
         if state is not None:
             state.length += T
-        return x
+        return (x, encoded) if return_encoded else x
 
     def token_logits(self, z):
         """Next-token id and dt logits, (B, T, N+3) and (B, T, K+3), from the final stream."""
@@ -313,7 +318,7 @@ class Neuroformer(nn.Module):
         c = self.config
         ids = batch["id"]
         context = self.encode_context(batch)
-        z = self.decode(ids, batch["dt"], context=context)  # (B, T, E)
+        z, encoded = self.decode(ids, batch["dt"], context=context, return_encoded=True)  # (B, T, E)
         logits_id, logits_dt = self.token_logits(z)
 
         # Pool over SOS and the spike positions. The EOS input position is left out too, so
@@ -326,14 +331,24 @@ class Neuroformer(nn.Module):
 
         latents = {}
         if self.clip_proj is not None:
+            # The spike feature is taken before the cross-attention to the other modalities
+            # (the paper's feature-encoder level); the final stream has already seen the frames,
+            # so aligning it with them would say nothing about the spikes.
+            spikes = pooled if c.compat_clip_final_layer else (
+                (encoded * weights).sum(1) / weights.sum(1))  # (B, E)
+            behavior = context.behavior  # (B, V, E) or None
             features = {
-                "id": pooled,
+                "id": spikes,
                 "frames": None if context.frames is None else context.frames.mean(1),
-                "behavior": None if context.behavior is None else context.behavior.mean(1),
+                "behavior": None if behavior is None else behavior.mean(1),
             }
             for name in dict.fromkeys(c.contrastive):
-                if features[name] is not None:
-                    latents[name] = F.normalize(self.clip_proj(features[name]), dim=-1)
+                if name.startswith("behavior:"):  # one behaviour input, by column
+                    feature = None if behavior is None else behavior[:, int(name[9:])]
+                else:
+                    feature = features[name]
+                if feature is not None:
+                    latents[name] = F.normalize(self.clip_proj(feature), dim=-1)
         out["latents"] = latents
 
         losses = {}
