@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # A CPU wheel known to work; installed before the package so pip never resolves a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ demo: install
 
 test: install
 	$(PY) -m pytest -n 2 -q
+
+# The documentation site (docs/_build/html): the examples run at small size first (cached by
+# source hash), then Sphinx with warnings as errors.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	-$(PY) docs/run_examples.py
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
 
 bench: install
 	$(PY) benchmarks/bench_tokenize.py

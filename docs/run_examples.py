@@ -1,0 +1,114 @@
+"""Run the scripts of ``examples/`` at small size for the Examples page of the docs.
+
+Each script runs in its own process with ``NFE_EXAMPLE_SMALL=1``, the Agg backend and a
+scratch working directory. ``plt.show()`` saves the open figures instead of showing them,
+and figures still open at the end are saved too. Results go to
+``docs/generated/example_runs/<name>/`` (``stdout.txt``, ``stderr.txt``, ``figure_N.png``,
+``status.json``); a script whose source has not changed since its last successful run is
+not run again.
+
+Usage: ``python docs/run_examples.py [NAME ...] [--force] [--timeout SECONDS]``.
+Exits non-zero when a script fails, so ``make docs`` stops on a broken example.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "docs" / "generated" / "example_runs"
+
+# Runs inside the example's process: saves figures on plt.show() and at exit.
+BOOTSTRAP = """
+import atexit, runpy, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+out, script = sys.argv[1], sys.argv[2]
+saved = [0]
+
+def save_open_figures(*args, **kwargs):
+    for number in plt.get_fignums():
+        saved[0] += 1
+        plt.figure(number).savefig(f"{out}/figure_{saved[0]}.png", dpi=90, bbox_inches="tight")
+    plt.close("all")
+
+plt.show = save_open_figures
+atexit.register(save_open_figures)
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def source_hash(script):
+    return hashlib.sha256(script.read_bytes()).hexdigest()
+
+
+def is_current(script, run):
+    status = run / "status.json"
+    if not status.is_file():
+        return False
+    status = json.loads(status.read_text())
+    return status.get("sha256") == source_hash(script) and status.get("returncode") == 0
+
+
+def run_example(script, timeout):
+    run = RUNS / script.stem
+    run.mkdir(parents=True, exist_ok=True)
+    for old in run.iterdir():
+        old.unlink()
+    env = dict(os.environ, NFE_EXAMPLE_SMALL="1", MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env.setdefault("OMP_NUM_THREADS", "1")  # shared small machines: oversubscription is costly
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", BOOTSTRAP, str(run), str(script)], cwd=scratch, env=env,
+                capture_output=True, text=True, timeout=timeout)
+            returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            returncode = "timeout"
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            stderr = f"timed out after {timeout} s"
+    seconds = time.perf_counter() - start
+    (run / "stdout.txt").write_text(stdout)
+    (run / "stderr.txt").write_text(stderr)
+    (run / "status.json").write_text(json.dumps(
+        {"sha256": source_hash(script), "returncode": returncode, "seconds": seconds}))
+    return returncode, seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="example names (default: all)")
+    parser.add_argument("--force", action="store_true", help="run even if unchanged")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per example")
+    args = parser.parse_args(argv)
+    scripts = sorted((ROOT / "examples").glob("*.py"))
+    if args.names:
+        scripts = [s for s in scripts if s.stem in args.names]
+    failed = []
+    for script in scripts:
+        if not args.force and is_current(script, RUNS / script.stem):
+            print(f"{script.name}: unchanged since its last run")
+            continue
+        returncode, seconds = run_example(script, args.timeout)
+        print(f"{script.name}: exit {returncode} in {seconds:.0f} s")
+        if returncode != 0:
+            failed.append(script.name)
+    if failed:
+        print(f"failed: {', '.join(failed)} (see docs/generated/example_runs/*/stderr.txt)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
