@@ -18,6 +18,7 @@ from ..data import SpikeTokenizer, SpikeWindows, TokenStore, as_windows
 from ..model import Neuroformer, NeuroformerConfig, make_config
 from ..training import (EpochProgressBar, LossCombiner, NeuroformerNet, TokenBatches,
                         device_context, warmup_cosine)
+from ..training import distributed
 
 FORMAT_VERSION = 1
 _INFERENCE_CHUNK = 8192  # windows tokenized and moved to the device at once at predict time
@@ -174,9 +175,13 @@ class NeuroformerBase(BaseEstimator):
         starting from ``init_state`` (missing keys stay freshly initialised) and updating only
         parameters whose names start with a prefix in ``trainable`` (all when None).
         Sets ``model_``, ``history_`` and ``n_epochs_``."""
+        strategy = getattr(self, "strategy", "single")
+        rank, world_size = distributed.rank_and_world(strategy)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         rows = rng.permutation(len(store))
+        if strategy == "ddp":  # one seed and split for all ranks, whatever random_state
+            seed, rows = distributed.broadcast_from_rank0(seed, rows, device=self.device_)
         n_valid = 0
         if self.validation_fraction:
             n_valid = int(round(float(self.validation_fraction) * len(store)))
@@ -194,6 +199,8 @@ class NeuroformerBase(BaseEstimator):
             if trainable is not None:
                 for name, param in model.named_parameters():
                     param.requires_grad_(name.startswith(tuple(trainable)))
+            if strategy == "ddp":
+                torch.manual_seed(seed + rank)  # distinct dropout masks on every rank
             callbacks = [
                 ("clip", GradientNormClipping(gradient_clip_value=1.0)),
                 ("schedule", LRScheduler(
@@ -203,7 +210,7 @@ class NeuroformerBase(BaseEstimator):
             if n_valid and self.n_iter_no_change:
                 callbacks.append(("early_stopping", EarlyStopping(
                     monitor="valid_loss", patience=int(self.n_iter_no_change), load_best=True)))
-            if self.verbose:
+            if self.verbose and rank == 0:
                 callbacks.append(("progress", EpochProgressBar(type(self).__name__)))
             callbacks += list(self.callbacks or [])
             cuda = self.device_.startswith("cuda")
@@ -214,17 +221,24 @@ class NeuroformerBase(BaseEstimator):
                 weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
                 batch_size=batch_size, callbacks=callbacks, device=self.device_,
                 precision=self.precision_, compile=bool(self.compile), train_split=None,
-                verbose=0)
-            train = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed)
-            valid = TokenBatches(store, valid_rows, max(batch_size, 256)) if n_valid else None
+                verbose=0, strategy=strategy)
+            shard = {"rank": rank, "world_size": world_size}
+            train = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed, **shard)
+            valid = (TokenBatches(store, valid_rows, max(batch_size, 256), **shard)
+                     if n_valid else None)
             net.fit((train, valid))
-        self.model_ = net.module_
+        self.model_ = distributed.unwrap(net.module_)
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
         return self
 
     def _fit_setup(self, X):
         self.device_ = resolve_device(self.device)
+        if getattr(self, "strategy", "single") == "ddp" and self.device_ == "cuda":
+            # one GPU per process: torchrun's LOCAL_RANK, else the current device
+            local_rank = os.environ.get("LOCAL_RANK", torch.cuda.current_device())
+            self.device_ = f"cuda:{int(local_rank)}"
+        distributed.rank_and_world(getattr(self, "strategy", "single"))  # checks the strategy
         precision = self.precision
         if precision == "auto":
             precision = "bf16" if self.device_.startswith("cuda") else "fp32"

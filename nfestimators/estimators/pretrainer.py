@@ -34,6 +34,14 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
         ``("id", "frames", "speed")``); a named variable is also fed to the model as a
         behaviour input. ``"auto"`` aligns spikes with frames when ``X`` carries frames,
         else nothing.
+    strategy : {{"single", "ddp"}}, default="single"
+        ``"ddp"``: data-parallel training with ``DistributedDataParallel``, one process per
+        device, launched by ``torchrun`` (see :mod:`nfestimators.train`); every process
+        calls ``fit`` on the same data. Each global batch of ``batch_size`` windows is split
+        over the processes and the objective is exactly that of the global batch, so the
+        fit matches the single-process one up to float rounding. A CUDA ``device`` becomes
+        ``cuda:<LOCAL_RANK>``. ``random_state=None`` takes rank 0's draw. ``callbacks`` run
+        on every rank.
 {COMMON_PARAMETERS.format(max_epochs=20, lr=1e-3, n_iter_no_change=None)}
 
     Attributes
@@ -58,8 +66,9 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
                  behavior_inputs=None, round_counts=False, max_epochs=20, batch_size=32,
                  lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
                  n_iter_no_change=None, device="auto", precision="auto", compile=False,
-                 callbacks=None, random_state=None, verbose=0):
+                 strategy="single", callbacks=None, random_state=None, verbose=0):
         self.contrastive = contrastive
+        self.strategy = strategy
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 
-def sclm_loss(logits, targets, pad_index):
-    """Next-token cross-entropy averaged over non-PAD targets (EOS included).
+def sclm_loss(logits, targets, pad_index, reduction="mean"):
+    """Next-token cross-entropy averaged (or summed) over non-PAD targets (EOS included).
 
     Parameters
     ----------
@@ -17,13 +17,17 @@ def sclm_loss(logits, targets, pad_index):
     targets : LongTensor of shape (B, T)
     pad_index : int
         Targets equal to it are ignored.
+    reduction : {"mean", "sum"}, default="mean"
+        ``"sum"`` gives the summed token losses (data-parallel training divides them by the
+        global token count).
 
     Returns
     -------
     Tensor
         Scalar loss.
     """
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_index)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_index,
+                           reduction=reduction)
 
 
 def info_nce(a, b, temperature, symmetric=False):

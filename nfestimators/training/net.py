@@ -11,6 +11,8 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from . import distributed
+
 __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
            "decay_param_groups", "device_context", "warmup_cosine"]
 
@@ -39,13 +41,20 @@ class TokenBatches:
 
     Training batches are reshuffled every pass from a seeded numpy generator, so epochs
     differ yet fits are reproducible.
+
+    With ``world_size > 1`` (data-parallel training, same ``seed`` on every rank), each
+    global batch of ``batch_size`` rows is cut as ``rows[rank::world_size]`` and the batch
+    dict carries the global row count under ``"global_size"`` (see
+    :mod:`nfestimators.training.distributed`).
     """
 
-    def __init__(self, store, rows, batch_size, shuffle=False, seed=None):
+    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1):
         self.store = store
         self.rows = np.asarray(rows)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.rank = int(rank)
+        self.world_size = int(world_size)
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -54,7 +63,13 @@ class TokenBatches:
     def __iter__(self):
         rows = self._rng.permutation(self.rows) if self.shuffle else self.rows
         for start in range(0, len(rows), self.batch_size):
-            yield self.store.batch(rows[start:start + self.batch_size])
+            chunk = rows[start:start + self.batch_size]
+            if self.world_size == 1:
+                yield self.store.batch(chunk)
+                continue
+            batch = self.store.batch(distributed.shard_rows(chunk, self.rank, self.world_size))
+            batch[distributed.GLOBAL_SIZE] = len(chunk)
+            yield batch
 
 
 def decay_param_groups(module, weight_decay):
@@ -124,11 +139,19 @@ class NeuroformerNet(NeuralNet):
     per step. On CUDA the forward runs under bf16 autocast when ``precision="bf16"``.
     Gradient clipping, the LR schedule, early stopping and progress bars are ordinary skorch
     callbacks.
+
+    ``strategy="ddp"`` (inside an initialised ``torch.distributed`` process group, with
+    :class:`TokenBatches` split by rank) wraps the module in ``DistributedDataParallel``
+    and optimises exactly the global batch's objective; every rank records the same
+    global-batch losses, so callbacks (early stopping, LR schedule) decide alike on every
+    rank. See :mod:`nfestimators.training.distributed`.
     """
 
-    def __init__(self, module, *args, precision="fp32", weight_decay=0.1, **kwargs):
+    def __init__(self, module, *args, precision="fp32", weight_decay=0.1, strategy="single",
+                 **kwargs):
         self.precision = precision
         self.weight_decay = weight_decay
+        self.strategy = strategy
         super().__init__(module, *args, **kwargs)
 
     def torch_compile(self, module, name):
@@ -148,6 +171,13 @@ class NeuroformerNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         return dataset
 
+    def initialize_module(self):
+        super().initialize_module()
+        self.rank_, self.world_size_ = distributed.rank_and_world(self.strategy)
+        if self.strategy == "ddp":
+            self.module_ = distributed.wrap_ddp(self.module_, self.device)
+        return self
+
     def initialize_optimizer(self, triggered_directly=None):
         kwargs = self.get_params_for("optimizer")
         kwargs.setdefault("lr", self.lr)
@@ -160,15 +190,29 @@ class NeuroformerNet(NeuralNet):
         return device_context(self.device, self.precision)
 
     def _forward_losses(self, batch):
+        """``(out, losses, loss)``; under ``"ddp"`` the losses are this rank's shares of the
+        global batch's (see :func:`~nfestimators.training.distributed.loss_shares`)."""
         with self._autocast():
-            out = self.module_(batch)
-        losses = {k: v.float() for k, v in out["losses"].items()}
+            if self.strategy == "ddp":
+                # targets stay out of the forward: the losses are computed over the global batch
+                inputs = {k: v for k, v in batch.items()
+                          if not k.startswith("target_") and k != distributed.GLOBAL_SIZE}
+                out = self.module_(inputs)
+                config = distributed.unwrap(self.module_).config
+                losses = distributed.loss_shares(out, batch, config, self.rank_, self.world_size_)
+            else:
+                out = self.module_(batch)
+                losses = out["losses"]
+        losses = {k: v.float() for k, v in losses.items()}
         return out, losses, self.criterion_(losses)
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         out, losses, loss = self._forward_losses(batch)
-        loss.backward()
+        if self.strategy == "ddp":
+            (loss * self.world_size_).backward()  # DDP averages the ranks' gradients
+        else:
+            loss.backward()
         return {"loss": loss, "y_pred": out, "losses": losses}
 
     def validation_step(self, batch, **fit_params):
@@ -186,11 +230,14 @@ class NeuroformerNet(NeuralNet):
             step = step_fn(batch, **fit_params)
             values = {"loss": step["loss"].detach(),
                       **{k: v.detach() for k, v in step["losses"].items()}}
-            pending.append((self.history[-1]["batches"][-1], values, len(batch["id"])))
+            size = batch.get(distributed.GLOBAL_SIZE, len(batch["id"]))
+            pending.append((self.history[-1]["batches"][-1], values, size))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         if pending:
             keys = list(pending[0][1])
             table = torch.stack([torch.stack([v[k] for k in keys]) for _, v, _ in pending])
+            if self.strategy == "ddp":
+                distributed.all_reduce_sum(table)  # rank shares -> global-batch losses
             table = table.cpu().tolist()
             for (row, _, size), numbers in zip(pending, table):
                 row.update({f"{prefix}_{k}": x for k, x in zip(keys, numbers)})
