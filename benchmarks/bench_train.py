@@ -14,9 +14,17 @@ can be compared.
 
     python benchmarks/bench_train.py --device cuda --precision bf16 fp32 --epochs 8
     python benchmarks/bench_train.py --device cpu --preset small --duration 30 --epochs 2
+
+Data-parallel over N GPUs of one host (global batch ``--batch-size``, rank 0 prints; FLOPs
+per step are those of one GPU's share):
+
+    python -m torch.distributed.run --standalone --nproc_per_node N \
+        benchmarks/bench_train.py --device cuda --strategy ddp
 """
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
@@ -69,7 +77,7 @@ def run(X, args, precision, count_flops):
         preset=args.preset, contrastive=("id", "frames"), max_tokens=100, max_prev_tokens=700,
         batch_size=args.batch_size, max_epochs=args.epochs, lr=1e-4, weight_decay=1.0,
         validation_fraction=None, device=args.device, precision=precision,
-        compile=args.compile, random_state=0,
+        compile=args.compile, random_state=0, strategy=args.strategy,
         callbacks=[("flops", flops)] if count_flops else None)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -156,9 +164,18 @@ def main():
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--profile", action="store_true",
                         help="time model-only steps and print profiler tables (CUDA)")
+    parser.add_argument("--strategy", choices=("single", "ddp"), default="single",
+                        help="ddp: one process per GPU under torchrun")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
+    if args.strategy == "ddp":
+        from nfestimators.train import init_distributed
+
+        rank, world_size = init_distributed(device=args.device)  # NVLink multicast off
+        if rank:
+            sys.stdout = open(os.devnull, "w")  # rank 0 prints
+        print(f"ddp: {world_size} processes, global batch {args.batch_size}")
 
     t0 = time.perf_counter()
     X = lateral_workload(args.n_neurons, args.duration)
@@ -186,6 +203,8 @@ def main():
                   f"{tflops:.1f} TFLOP/s achieved = {100 * tflops / args.peak_tflops:.1f}% of "
                   f"{args.peak_tflops:.0f}")
         print(f"    train loss per epoch: {r['losses']}")
+    if args.strategy == "ddp":
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
