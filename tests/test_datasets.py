@@ -113,6 +113,33 @@ def test_make_spiking_data_stimulus():
     assert r2_frames > 0.95 and 0.1 < r2_counts < 0.6, (r2_frames, r2_counts)
 
 
+def _split_half_psth_r(d, trial_duration=2.0):
+    """Median over neurons of the PSTH r (by window position in trial) of odd vs even trials."""
+    X = d.windows
+    position = np.round(X.window_end % trial_duration, 6)
+    counts = X.to_counts().sum(axis=2)
+    halves = [np.array([counts[(X.trial % 2 == h) & (position == p)].sum(0)
+                        for p in np.unique(position)]) for h in (0, 1)]
+    return np.nanmedian([np.corrcoef(a, b)[0, 1] for a, b in zip(halves[0].T, halves[1].T)])
+
+
+def test_make_spiking_data_repeat_stimulus():
+    kwargs = dict(n_neurons=30, duration=200.0, stimulus=True, frame_shape=(8, 12),
+                  stimulus_fraction=1.0, random_state=0)
+    d = make_spiking_data(repeat_stimulus=True, **kwargs)
+    clip = 40  # 2 s trials at 20 frames per second
+    np.testing.assert_array_equal(d.stimulus[clip:], d.stimulus[:-clip])
+    assert not np.array_equal(d.stimulus[:clip // 2], d.stimulus[clip // 2:clip])
+    # the movie drives every neuron: trial-averaged PSTHs are reproducible, unlike with one
+    # long movie (rates then follow behaviour and a stimulus that never repeat)
+    assert _split_half_psth_r(d) > 0.8
+    assert _split_half_psth_r(make_spiking_data(**kwargs)) < 0.4
+    with pytest.raises(ValueError, match="needs stimulus=True"):
+        make_spiking_data(duration=10.0, repeat_stimulus=True)
+    with pytest.raises(ValueError, match="whole number of frames"):
+        make_spiking_data(duration=10.0, trial_duration=1.01, stimulus=True, repeat_stimulus=True)
+
+
 def test_make_spiking_data_coupling_is_recoverable():
     d = make_spiking_data(n_neurons=30, duration=60.0, coupling=True, n_hubs=2, random_state=0)
     W = d.coupling

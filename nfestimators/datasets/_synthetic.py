@@ -157,8 +157,8 @@ def _window_means(values, end_bins, n_bins):
 def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, prev_window=0.05,
                       trial_duration=2.0, n_conditions=4, mean_rate=3.0, stimulus=False,
                       frame_rate=20.0, frame_window=0.15, frame_shape=(16, 24),
-                      stimulus_fraction=0.3, coupling=False, n_hubs=4, behavior_as_input=False,
-                      random_state=None):
+                      stimulus_fraction=0.3, repeat_stimulus=False, coupling=False,
+                      n_hubs=4, behavior_as_input=False, random_state=None):
     """Generate Poisson spike trains driven by behaviour, a trial condition and optionally a
     movie and hub coupling, cut into Neuroformer windows.
 
@@ -183,6 +183,11 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
       have a Gabor receptive field and a biphasic
       temporal kernel (frame ``f`` minus 0.6 x frame ``f - 1``); their z-scored filter output
       enters the log rate with gain ``U(0.6, 1.0)``. Bin ``t`` sees the frame shown at its start.
+      With ``repeat_stimulus=True`` the movie is one clip of ``trial_duration`` seconds shown
+      again in every trial (as in visual-cortex recordings where the same movie repeats), so
+      the stimulus-driven part of the rates is the same in every trial and PSTHs over
+      trials are reproducible; otherwise one long movie runs across the trials, and the
+      behaviour, which runs continuously too, is never repeated.
     * **Rates**: per neuron, the log rate is the sum of the terms above plus a baseline set so
       that the neuron's average rate is its target rate (log-normal around ``mean_rate`` Hz).
       Spikes are Poisson counts per bin with mean ``rate * dt`` (capped at 100 Hz).
@@ -225,6 +230,9 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         Movie frame height and width in pixels.
     stimulus_fraction : float, default=0.3
         Fraction of the neurons driven by the movie (at least one), in (0, 1].
+    repeat_stimulus : bool, default=False
+        Show the same movie clip in every trial (needs ``stimulus=True`` and a
+        ``trial_duration`` of a whole number of frames).
     coupling : bool, default=False
         Add hub coupling between neurons (slower: simulated bin by bin).
     n_hubs : int, default=4
@@ -285,6 +293,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     if n_trials < 1:
         raise ValueError(f"duration={duration} s is shorter than one trial ({trial_duration} s).")
     n_total = n_trials * trial_bins
+    if repeat_stimulus and not stimulus:
+        raise ValueError("repeat_stimulus=True needs stimulus=True.")
     streams = [np.random.default_rng(s) for s in _seed_sequence(random_state).spawn(6)]
     rng_behavior, rng_tuning, rng_trials, rng_stimulus, rng_coupling, rng_spikes = streams
 
@@ -319,7 +329,15 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
         n_frames = int(np.floor(round(n_total * dt * frame_rate, 6))) + 1
-        movie = _movie(rng_stimulus, n_frames, frame_rate, shape)
+        if repeat_stimulus:
+            clip_frames = round(trial_duration * frame_rate)
+            if abs(clip_frames - trial_duration * frame_rate) > 1e-6 * clip_frames:
+                raise ValueError(f"repeat_stimulus needs trial_duration={trial_duration} s to be "
+                                 f"a whole number of frames at frame_rate={frame_rate} Hz.")
+            movie = _movie(rng_stimulus, clip_frames, frame_rate, shape)
+            movie = movie[np.arange(n_frames) % clip_frames]
+        else:
+            movie = _movie(rng_stimulus, n_frames, frame_rate, shape)
         stimulus_fraction = _check_positive(stimulus_fraction, "stimulus_fraction")
         if stimulus_fraction > 1:
             raise ValueError(f"stimulus_fraction must lie in (0, 1]; got {stimulus_fraction}.")
