@@ -25,12 +25,14 @@ training settings. The full run is meant for a GPU (``--device cuda --n-jobs 3``
 minutes on an H100); on a CPU it takes hours.
 
 Run ``python examples/auditory_cortex.py [--device cuda] [--files D_E_III D_A_I]``; ``--small``
-checks the machinery in seconds on a few trials (its accuracies mean nothing).
+checks the machinery in seconds on a few trials (its accuracies mean nothing; the docs
+build runs it so, through ``NFE_EXAMPLE_SMALL=1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -175,7 +177,9 @@ def main(argv=None):
     parser.add_argument("--files", nargs="+", default=list(FILES), choices=FILES)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--small", action="store_true",
-                        help="a few trials, a tiny model, one epoch: checks the machinery only")
+                        default=os.environ.get("NFE_EXAMPLE_SMALL") == "1",
+                        help="a few trials, a tiny model, one epoch: checks the machinery only "
+                             "(also set by NFE_EXAMPLE_SMALL=1, as the docs build does)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the max_epochs grid of Neuroformer")
