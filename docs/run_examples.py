@@ -2,7 +2,8 @@
 
 Each script runs in its own process with ``NFE_EXAMPLE_SMALL=1``, the Agg backend and a
 scratch working directory. ``plt.show()`` saves the open figures instead of showing them,
-and figures still open at the end are saved too. Results go to
+figures still open at the end are saved too, and PNG files the script writes into its
+working directory are kept. Results go to
 ``docs/generated/example_runs/<name>/`` (``stdout.txt``, ``stderr.txt``, ``figure_N.png``,
 ``status.json``); a script whose source has not changed since its last successful run is
 not run again.
@@ -15,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +79,8 @@ def run_example(script, timeout):
             returncode = "timeout"
             stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             stderr = f"timed out after {timeout} s"
+        for number, png in enumerate(sorted(Path(scratch).rglob("*.png")), start=1):
+            shutil.copyfile(png, run / f"saved_{number}_{png.name}")
     seconds = time.perf_counter() - start
     (run / "stdout.txt").write_text(stdout)
     (run / "stderr.txt").write_text(stderr)
@@ -89,7 +93,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="example names (default: all)")
     parser.add_argument("--force", action="store_true", help="run even if unchanged")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per example")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds per example (small runs should take about a minute)")
     args = parser.parse_args(argv)
     scripts = sorted((ROOT / "examples").glob("*.py"))
     if args.names:
@@ -97,10 +102,10 @@ def main(argv=None):
     failed = []
     for script in scripts:
         if not args.force and is_current(script, RUNS / script.stem):
-            print(f"{script.name}: unchanged since its last run")
+            print(f"{script.name}: unchanged since its last run", flush=True)
             continue
         returncode, seconds = run_example(script, args.timeout)
-        print(f"{script.name}: exit {returncode} in {seconds:.0f} s")
+        print(f"{script.name}: exit {returncode} in {seconds:.0f} s", flush=True)
         if returncode != 0:
             failed.append(script.name)
     if failed:
