@@ -17,7 +17,44 @@ FREEZE_OPTIONS = ("none", "backbone")
 
 
 class SupervisedNeuroformer(NeuroformerBase):
-    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` to the shared base."""
+    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` to the shared base.
+
+    The regressor and the classifier take exactly these parameters, so the ``__init__``
+    lives here (sklearn reads the parameter names from its signature).
+    """
+
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, preset="small",
+                 n_layers=None, n_embd=None, n_head=None, dropout=None, max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False, max_epochs=30,
+                 batch_size=32, lr=1e-3, weight_decay=0.1, warmup_fraction=0.1,
+                 validation_fraction=0.1, n_iter_no_change=5, device="auto", precision="auto",
+                 compile=False, callbacks=None, random_state=None, verbose=0):
+        self.pretrained = pretrained
+        self.freeze = freeze
+        self.sclm_weight = sclm_weight
+        self.preset = preset
+        self.n_layers = n_layers
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.dropout = dropout
+        self.max_tokens = max_tokens
+        self.max_prev_tokens = max_prev_tokens
+        self.behavior_inputs = behavior_inputs
+        self.round_counts = round_counts
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
 
     def _pretrained_estimator(self):
         source = self.pretrained
