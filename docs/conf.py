@@ -76,11 +76,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "navbar_align": "left",
     "header_links_before_dropdown": 6,
-    # A page table of contents only where pages have sections and no wide figures; the API
-    # pages of one object each and the figure pages get the full width.
-    "secondary_sidebar_items": {"user_guide/*": ["page-toc"], "user_guide/neuroformer": [],
-                                "user_guide/data_model": [], "api": ["page-toc"],
-                                "design": ["page-toc"]},
+    # A page table of contents only on the long reference pages: the user guide's code
+    # blocks, figures and the one-object API pages need the full width.
+    "secondary_sidebar_items": {"api": ["page-toc"], "design": ["page-toc"]},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
@@ -171,8 +169,10 @@ def _example_run(script, source):
         return [".. note::", "", "   The script changed since its last run; ``make docs`` runs "
                 "it again.", ""]
     if status.get("returncode") != 0:
-        logger.warning("example %s failed at small size (exit %s); see %s", script.name,
-                       status.get("returncode"), run / "stderr.txt")
+        hint = (" (does it read NFE_EXAMPLE_SMALL=1?)" if status.get("returncode") == "timeout"
+                else "")
+        logger.warning("example %s failed at small size (exit %s)%s; see %s", script.name,
+                       status.get("returncode"), hint, run / "stderr.txt")
         return [".. error::", "", f"   This example failed at small size "
                 f"(exit code {status.get('returncode')}).", ""]
     lines = [f"*Run with* ``NFE_EXAMPLE_SMALL=1`` *in {status['seconds']:.0f} s on a CPU.*", ""]
