@@ -2,12 +2,14 @@
 
 The build is offline and needs no example to run: ``make docs`` first runs the scripts of
 ``examples/`` at small size (``docs/run_examples.py``, cached by source hash) so that their
-output and figures show on the Examples page; a plain ``sphinx-build`` shows the sources only.
+output and figures show on the Examples page; a plain ``sphinx-build`` shows the sources (and
+the results of earlier runs; ``NFE_DOCS_EXAMPLE_RUNS=0`` ignores those).
 Pages generated at build time go to ``docs/generated/`` (git-ignored).
 """
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -161,7 +163,7 @@ def _example_run(script, source):
     """Output and figures of the last small-size run of ``script``, if it is current."""
     run = EXAMPLE_RUNS / script.stem
     status_file = run / "status.json"
-    if not status_file.is_file():
+    if os.environ.get("NFE_DOCS_EXAMPLE_RUNS", "1") == "0" or not status_file.is_file():
         return [".. note::", "", "   Run by ``make docs`` (at ``NFE_EXAMPLE_SMALL=1``) to show "
                 "its output and figures here.", ""]
     status = json.loads(status_file.read_text(encoding="utf-8"))
