@@ -195,13 +195,22 @@ def run(args, log=print):
     pretrainer, pretrain_s = None, 0.0
     if any(m in ("finetune", "probe") for m in methods):
         t0 = time.perf_counter()
-        pretrainer = NeuroformerPretrainer(
-            preset=args.preset, max_epochs=args.pretrain_epochs, batch_size=args.batch_size,
-            lr=args.lr, validation_fraction=None, device=args.device, max_tokens=token_budget[0],
-            max_prev_tokens=token_budget[1], random_state=args.seed).fit(X_train)
-        pretrain_s = time.perf_counter() - t0
+        cache = Path(args.pretrainer) if args.pretrainer else None
+        if cache is not None and cache.is_file():  # reuse: try finetuning variants cheaply
+            pretrainer = NeuroformerPretrainer.load(cache)
+            log(f"loaded the pretrainer {cache} ({pretrainer.n_epochs_} epochs)")
+        else:
+            pretrainer = NeuroformerPretrainer(
+                preset=args.preset, max_epochs=args.pretrain_epochs,
+                batch_size=args.batch_size, lr=args.lr, validation_fraction=None,
+                device=args.device, max_tokens=token_budget[0],
+                max_prev_tokens=token_budget[1], random_state=args.seed).fit(X_train)
+            pretrain_s = time.perf_counter() - t0
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                pretrainer.save(cache)
         losses = pretrainer.history_[:, "train_loss"]
-        log(f"pretrained {args.pretrain_epochs} epochs in {pretrain_s:.0f} s "
+        log(f"pretrained {pretrainer.n_epochs_} epochs in {pretrain_s:.0f} s "
             f"(train loss {losses[0]:.3f} -> {losses[-1]:.3f}); held-out "
             f"{pretrainer.score(X[test]):.3f} bits/spike")
     rows = []
@@ -280,6 +289,9 @@ def parse_args(argv=None, description=__doc__):
                    help="raise the epochs of small label sets to this many steps")
     p.add_argument("--pretrain-epochs", type=int, default=20,
                    help="epochs of self-supervised pretraining")
+    p.add_argument("--pretrainer", default=None,
+                   help="file of the pretrainer: loaded if it exists (same data and --seed "
+                        "only), else fitted and saved there")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="pretraining and scratch")
     p.add_argument("--finetune-lr", type=float, default=None, help="default: --lr")
