@@ -314,7 +314,7 @@ def parse_args(argv=None, description=__doc__):
         args.fractions = [0.05, 1.0] if args.fractions == list(DEFAULT_FRACTIONS) else args.fractions
         args.fractions = args.fractions[:2]
         args.draws, args.preset, args.epochs, args.pretrain_epochs = 1, "tiny", 1, 1
-        args.min_steps, args.n_neurons, args.duration = 4, 16, 30.0
+        args.min_steps, args.n_neurons, args.duration = 4, 16, 60.0
     if not all(0 < f <= 1 for f in args.fractions):
         p.error("--fractions must lie in (0, 1]")
     args.device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (

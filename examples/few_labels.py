@@ -16,7 +16,8 @@ documents the protocol): for 1, 5, 10, 25 and 100 % of the training rows (strati
 class, several random draws), finetuned vs. the same estimator trained from scratch with
 the same budget vs. a ridge / logistic regression on binned counts, all scored on the same
 held-out rows. It prints the table (mean ± sd over draws) and saves a plot of the test score
-against the label fraction (log x axis).
+against the label fraction (log x axis). With ``NFE_EXAMPLE_SMALL=1`` (the docs build) it
+runs at CI size (``--small``), where the figures mean nothing.
 
     python examples/few_labels.py --small                        # a minute, CI size
     python examples/few_labels.py --dataset auditory --data ../shared/data/auditory_cortex/D_E_III.csv
@@ -24,6 +25,7 @@ against the label fraction (log x axis).
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -73,22 +75,26 @@ def main(argv=None):
     extra.add_argument("--results", default=None,
                        help="folder of a finished benchmark run: plot its tables, train nothing")
     extra.add_argument("--figure", default=None,
-                       help="plot path (default <out>/few_labels_<dataset>.png)")
-    known, rest = extra.parse_known_args(argv)
+                       help="plot path (default: few_labels_<dataset>.png here, or "
+                            "<results>/few_labels.png)")
+    known, rest = extra.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("NFE_EXAMPLE_SMALL") == "1" and "--small" not in rest:
+        rest.append("--small")  # the docs build runs every example at CI size
     args = bench.parse_args(rest, description=__doc__.strip().split("\n", 1)[0])
     if known.results:
         tables = sorted(Path(known.results).glob("table_*.csv"))
         if not tables:
             raise SystemExit(f"no table_*.csv in {known.results}")
         table = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
-        out, name = Path(known.results), "few_labels.png"
+        default_figure = Path(known.results) / "few_labels.png"
     else:
         table = bench.summarize(bench.run(args))
-        out, name = Path(args.out), f"few_labels_{args.dataset}.png"
+        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / f"table_{args.dataset}.csv", index=False)
+        default_figure = Path(f"few_labels_{args.dataset}.png")
     print(bench.markdown(table))
-    figure = plot_table(table, known.figure or out / name)
+    figure = plot_table(table, known.figure or default_figure)
     print(f"saved {figure}")
 
 
