@@ -97,6 +97,19 @@ def _write_if_changed(path, text):
         path.write_text(text, encoding="utf-8")
 
 
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _benchmark_image(match):
+    """A README image, re-pointed from docs/generated/ to benchmarks/ (text if missing)."""
+    alt, target = match.groups()
+    if re.match(r"^[a-z]+:|^/", target):
+        return match.group(0)
+    if not (ROOT / "benchmarks" / target).is_file():
+        return f"*(figure `{target}` not in the repository)*"
+    return f"![{alt}](../../benchmarks/{target})"
+
+
 def _benchmarks_page():
     """benchmarks/README.md as a page (its first level-1 heading as the title), or a stub."""
     readme = ROOT / "benchmarks" / "README.md"
@@ -115,6 +128,8 @@ def _benchmarks_page():
             continue
         if heading:
             line = "#" + line  # a later level-1 heading becomes a section of this page
+        if fence is None:
+            line = _MD_IMAGE.sub(_benchmark_image, line)
         body.append(line)
     note = "*This page is `benchmarks/README.md` of the repository, included at build time.*"
     return "\n".join([f"# {title}", "", note, ""] + body) + "\n"
@@ -153,9 +168,11 @@ def _examples_body():
         if body:
             out += [body, ""]
         out += _example_run(script, source)
-        out += [".. rubric:: Source", "",
+        opened = " open" if script.stem == "quickstart" else ""
+        out += [".. raw:: html", "", f"   <details class=\"example-source\"{opened}><summary>Source: "
+                f"<code>examples/{script.name}</code></summary>", "",
                 f".. literalinclude:: ../examples/{script.name}", "   :language: python",
-                "   :linenos:", ""]
+                "   :linenos:", "", ".. raw:: html", "", "   </details>", ""]
     return "\n".join(out) + "\n"
 
 

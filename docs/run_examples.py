@@ -3,7 +3,8 @@
 Each script runs in its own process with ``NFE_EXAMPLE_SMALL=1``, the Agg backend and a
 scratch working directory. ``plt.show()`` saves the open figures instead of showing them,
 figures still open at the end are saved too, and PNG files the script writes into its
-working directory are kept. Results go to
+working directory are kept. A script with a ``--small`` command-line flag gets it too
+(some examples had it before the environment variable was agreed on). Results go to
 ``docs/generated/example_runs/<name>/`` (``stdout.txt``, ``stderr.txt``, ``figure_N.png``,
 ``status.json``); a script whose source has not changed since its last successful run is
 not run again.
@@ -33,18 +34,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-out, script = sys.argv[1], sys.argv[2]
+from matplotlib.figure import Figure
+
+out, script, flags = sys.argv[1], sys.argv[2], sys.argv[3:]
 saved = [0]
+saved_by_script = set()  # figures the script saved itself are collected from its files
+script_savefig = Figure.savefig
+
+def savefig(fig, *args, **kwargs):
+    saved_by_script.add(id(fig))
+    return script_savefig(fig, *args, **kwargs)
 
 def save_open_figures(*args, **kwargs):
     for number in plt.get_fignums():
-        saved[0] += 1
-        plt.figure(number).savefig(f"{out}/figure_{saved[0]}.png", dpi=90, bbox_inches="tight")
+        fig = plt.figure(number)
+        if id(fig) not in saved_by_script:
+            saved[0] += 1
+            script_savefig(fig, f"{out}/figure_{saved[0]}.png", dpi=90, bbox_inches="tight")
     plt.close("all")
 
+Figure.savefig = savefig
 plt.show = save_open_figures
 atexit.register(save_open_figures)
-sys.argv = [script]
+sys.argv = [script, *flags]
 runpy.run_path(script, run_name="__main__")
 """
 
@@ -71,8 +83,10 @@ def run_example(script, timeout):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         try:
+            flags = ["--small"] if '"--small"' in script.read_text(encoding="utf-8") else []
             proc = subprocess.run(
-                [sys.executable, "-c", BOOTSTRAP, str(run), str(script)], cwd=scratch, env=env,
+                [sys.executable, "-c", BOOTSTRAP, str(run), str(script), *flags], cwd=scratch,
+                env=env,
                 capture_output=True, text=True, timeout=timeout)
             returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
         except subprocess.TimeoutExpired as exc:
