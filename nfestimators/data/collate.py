@@ -35,7 +35,9 @@ class TokenStore:
         Output of :meth:`SpikeTokenizer.transform`.
     device : str or torch.device
     stimulus : ndarray (n_frames_total, height, width), optional
-        The shared movie; moved to the device once.
+        The shared movie; moved to the device once, as it is.
+    frame_norm : (float, float), default=(0.0, 1.0)
+        Mean and scale standardising the frames, applied to each batch's clips only.
     frame_index : ndarray (n_samples, n_frames), optional
     behavior : ndarray (n_samples, n_inputs), optional
         Behaviour inputs (already standardized).
@@ -59,7 +61,7 @@ class TokenStore:
     """
 
     def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
-                 behavior=None, y_reg=None, y_cls=None, pad_multiple=8):
+                 frame_norm=(0.0, 1.0), behavior=None, y_reg=None, y_cls=None, pad_multiple=8):
         self.device = torch.device(device)
         self.pad_multiple = int(pad_multiple)
         self.length = np.asarray(tokens.length)
@@ -69,6 +71,7 @@ class TokenStore:
         self.id_prev = _to_device(tokens.id_prev, device)
         self.dt_prev = _to_device(tokens.dt_prev, device)
         self.stimulus = _to_device(stimulus, device, torch.float32)
+        self.frame_mean, self.frame_scale = (float(v) for v in frame_norm)
         self.frame_index = _to_device(frame_index, device, torch.long)
         self.behavior = _to_device(behavior, device, torch.float32)
         self.y_reg = _to_device(y_reg, device, torch.float32)
@@ -99,7 +102,8 @@ class TokenStore:
             batch["id_prev"] = self.id_prev[idx, :n_prev].long()
             batch["dt_prev"] = self.dt_prev[idx, :n_prev].long()
         if self.stimulus is not None:
-            batch["frames"] = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
+            clips = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
+            batch["frames"] = (clips - self.frame_mean) / self.frame_scale
         for key in ("behavior", "y_reg", "y_cls"):
             value = getattr(self, key)
             if value is not None:

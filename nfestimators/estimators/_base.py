@@ -133,8 +133,9 @@ class NeuroformerBase(BaseEstimator):
         if getattr(self, "frame_mean_", None) is not None:
             if X.frame_index is None:
                 raise ValueError("the model was fitted with stimulus frames; X carries none.")
-            kwargs["stimulus"] = (np.asarray(X.stimulus, np.float32) - self.frame_mean_) / self.frame_scale_
+            kwargs["stimulus"] = X.stimulus
             kwargs["frame_index"] = X.frame_index
+            kwargs["frame_norm"] = (self.frame_mean_, self.frame_scale_)
         return kwargs
 
     def _token_budget(self, X):
