@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,plot]"
+	$(PY) -m pip install -q -e ".[test,plot,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -22,12 +22,9 @@ test: install
 	$(PY) -m pytest -n 2 -q
 
 # The documentation site (docs/_build/html): the examples run at small size first (cached by
-# source hash), then Sphinx with warnings as errors.
-$(VENV)/.docs-installed: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[docs]"
-	touch $@
-
-docs: $(VENV)/.docs-installed
+# source hash), then Sphinx with warnings as errors. (`make test` builds it too, without the
+# example runs, in tests/test_docs.py.)
+docs: install
 	-$(PY) docs/run_examples.py
 	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
