@@ -16,8 +16,13 @@ ESTIMATORS = [
 ]
 
 
+# Checks known to fail, per estimator, as {check name: reason}. None fail today.
+EXPECTED_FAILURES = {"NeuroformerPretrainer": {}, "NeuroformerRegressor": {},
+                     "NeuroformerClassifier": {}}
+
+
 def expected_failed_checks(estimator):
-    return estimator._more_tags_expected_failures()
+    return EXPECTED_FAILURES[type(estimator).__name__]
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)

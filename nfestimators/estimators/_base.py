@@ -63,10 +63,6 @@ class NeuroformerBase(BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _more_tags_expected_failures(self):
-        """sklearn checks this estimator is known to fail, with the reason (see tests)."""
-        return {}
-
     # ------------------------------------------------------------ input checks
     def _windows(self, X, *, reset):
         """Validate ``X`` and return it as SpikeWindows (count arrays are converted)."""
