@@ -21,18 +21,6 @@ def _events(generated):
             _offsets_from_lengths(np.asarray(generated.lengths)))
 
 
-def _concat(parts, n_cols):
-    """Stack GeneratedTokens of several batches (padding the event axis with -1)."""
-    def pad(a):
-        out = np.full((len(a), n_cols), -1, dtype=np.int64)
-        out[:, : a.shape[1]] = a
-        return out
-
-    return GeneratedTokens(np.concatenate([pad(p.ids) for p in parts]),
-                           np.concatenate([pad(p.dts) for p in parts]),
-                           np.concatenate([p.lengths for p in parts]))
-
-
 def _closed_loop_steps(X):
     """Windows grouped into time steps: step k holds the k-th window of every trial.
 
@@ -81,7 +69,7 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
     if past == "true":
         chunk = 4096
         parts = [run(np.arange(i, min(i + chunk, len(X)))) for i in range(0, len(X), chunk)]
-        generated = _concat(parts, max_new)
+        generated = GeneratedTokens(*(np.concatenate(a) for a in zip(*parts)))
     else:
         generated = _closed_loop(est, X, run, max_new)
     neuron, bins, offsets = _events(generated)
@@ -108,14 +96,8 @@ def _closed_loop(est, X, run, max_new):
                 block_size_prev=config.block_size_prev, device=est.model_.head_id.weight.device)
             override = {"id_prev": id_prev[active], "dt_prev": dt_prev[active]}
         out = run(rows[active], override)
-        step = GeneratedTokens(np.full((len(rows), max_new), -1, dtype=np.int64),
-                               np.full((len(rows), max_new), -1, dtype=np.int64),
-                               np.zeros(len(rows), dtype=np.int64))
-        step.ids[active, : out.ids.shape[1]] = out.ids
-        step.dts[active, : out.dts.shape[1]] = out.dts
-        step.lengths[active] = out.lengths
-        history.append(step)
-        ids[rows[active]] = step.ids[active]
-        dts[rows[active]] = step.dts[active]
-        lengths[rows[active]] = step.lengths[active]
+        ids[rows[active]], dts[rows[active]], lengths[rows[active]] = out
+        # the history is aligned by trial; a trial without this step contributes no events
+        safe = np.where(active, rows, 0)
+        history.append(GeneratedTokens(ids[safe], dts[safe], np.where(active, lengths[safe], 0)))
     return GeneratedTokens(ids, dts, lengths)
