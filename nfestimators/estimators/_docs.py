@@ -42,7 +42,14 @@ COMMON_PARAMETERS = """\
     precision : {{"auto", "fp32", "bf16"}}, default="auto"
         ``"auto"`` trains in bf16 autocast on CUDA and in fp32 elsewhere.
     compile : bool, default=False
-        Compile the model with ``torch.compile`` for training.
+        Compile the attention blocks with ``torch.compile`` (dynamic shapes) for training.
+    cuda_graphs : bool or "auto", default="auto"
+        Capture the whole training step (forward, losses, backward, gradient clipping,
+        AdamW) in a CUDA graph per padded batch shape and replay it, which removes the
+        per-kernel launch cost that dominates small and medium models. ``"auto"`` uses
+        graphs when training on one CUDA device without ``compile``; ``True`` asks for
+        them (an error off CUDA). Batches are then padded to multiples of 32 tokens so
+        that few shapes occur.
     callbacks : list of (name, skorch.callbacks.Callback), optional
         Extra skorch callbacks, passed to the training engine.
     random_state : int, RandomState instance or None, default=None

@@ -23,15 +23,17 @@ class SupervisedNeuroformer(NeuroformerBase):
     lives here (sklearn reads the parameter names from its signature).
     """
 
-    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, preset="small",
-                 n_layers=None, n_embd=None, n_head=None, dropout=None, max_tokens=None,
-                 max_prev_tokens=None, behavior_inputs=None, round_counts=False, max_epochs=30,
-                 batch_size=32, lr=1e-3, weight_decay=0.1, warmup_fraction=0.1,
-                 validation_fraction=0.1, n_iter_no_change=5, device="auto", precision="auto",
-                 compile=False, callbacks=None, random_state=None, verbose=0):
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, readout="mean",
+                 preset="small", n_layers=None, n_embd=None, n_head=None, dropout=None,
+                 max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
+                 round_counts=False, max_epochs=30, batch_size=32, lr=1e-3, weight_decay=0.1,
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5,
+                 device="auto", precision="auto", compile=False, cuda_graphs="auto",
+                 callbacks=None, random_state=None, verbose=0):
         self.pretrained = pretrained
         self.freeze = freeze
         self.sclm_weight = sclm_weight
+        self.readout = readout
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd
@@ -51,6 +53,7 @@ class SupervisedNeuroformer(NeuroformerBase):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.cuda_graphs = cuda_graphs
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose

@@ -65,7 +65,7 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
                  n_head=None, dropout=None, max_tokens=None, max_prev_tokens=None,
                  behavior_inputs=None, round_counts=False, max_epochs=20, batch_size=32,
                  lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
-                 n_iter_no_change=None, device="auto", precision="auto", compile=False,
+                 n_iter_no_change=None, device="auto", precision="auto", compile=False, cuda_graphs="auto",
                  strategy="single", callbacks=None, random_state=None, verbose=0):
         self.contrastive = contrastive
         self.strategy = strategy
@@ -88,6 +88,7 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.cuda_graphs = cuda_graphs
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
