@@ -71,13 +71,13 @@ class StepFlops(Callback):
             del self._counter
 
 
-def run(X, args, precision, count_flops):
+def run(X, args, precision, graphs, count_flops):
     flops = StepFlops()
     pre = NeuroformerPretrainer(
         preset=args.preset, contrastive=("id", "frames"), max_tokens=100, max_prev_tokens=700,
         batch_size=args.batch_size, max_epochs=args.epochs, lr=1e-4, weight_decay=1.0,
         validation_fraction=None, device=args.device, precision=precision,
-        compile=args.compile, random_state=0, strategy=args.strategy,
+        compile=args.compile, cuda_graphs=graphs, random_state=0, strategy=args.strategy,
         callbacks=[("flops", flops)] if count_flops else None)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -92,7 +92,7 @@ def run(X, args, precision, count_flops):
     epoch_s = float(np.median(steady))
     tokens = (X.n_spikes() + 2).sum() + (X.n_spikes(past=True) + 2).sum()
     result = {
-        "precision": precision, "wall_s": wall, "first_epoch_s": float(durations[0]),
+        "precision": precision, "graphs": pre.cuda_graphs_, "wall_s": wall, "first_epoch_s": float(durations[0]),
         "epoch_s": epoch_s, "samples_per_s": len(X) / epoch_s, "tokens_per_s": tokens / epoch_s,
         "steps_per_epoch": pre.history_[-1]["train_batch_count"],
         "losses": [round(row["train_loss"], 4) for row in pre.history_],
@@ -104,12 +104,13 @@ def run(X, args, precision, count_flops):
     return result
 
 
-def profile_steps(X, args, precision, n_steps=20):
+def profile_steps(X, args, precision, graphs, n_steps=20):
     """Model-only timing (batches prebuilt on the device, plain loop) plus a profiler table."""
     from torch.profiler import ProfilerActivity, profile
 
     from nfestimators.data import TokenStore
     from nfestimators.training import compile_blocks, decay_param_groups, device_context
+    from nfestimators.training.graphs import GraphedTrainStep
 
     pre = NeuroformerPretrainer(preset=args.preset, contrastive=("id", "frames"), max_tokens=100,
                                 max_prev_tokens=700, max_epochs=1, validation_fraction=None,
@@ -117,23 +118,33 @@ def profile_steps(X, args, precision, n_steps=20):
     pre.fit(X[: args.batch_size * 2])
     model = pre.model_.train()
     store = TokenStore(pre.tokenizer_.transform(X), args.device,
-                       **pre._prepare_inputs(X, reset=False))
+                       **pre._prepare_inputs(X, reset=False), pad_multiple=32 if graphs else 8)
     rows = np.random.default_rng(0).permutation(len(X))
     batches = [store.batch(rows[i * args.batch_size:(i + 1) * args.batch_size])
                for i in range(n_steps)]
-    opt = torch.optim.AdamW(decay_param_groups(model, 0.1), lr=1e-4, fused=args.device == "cuda")
+    opt = torch.optim.AdamW(decay_param_groups(model, 0.1), lr=1e-4, fused=args.device == "cuda",
+                            capturable=graphs)
     forward = compile_blocks(model) if args.compile else model
 
-    def step(batch):
-        with device_context(args.device, precision):
+    def body(batch):
+        with device_context(args.device, precision, cache=not graphs):
             out = forward(batch)
-        loss = model.total_loss({k: v.float() for k, v in out["losses"].items()})
+        losses = {k: v.float() for k, v in out["losses"].items()}
+        loss = model.total_loss(losses)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
         opt.step()
-        opt.zero_grad(set_to_none=True)
+        return loss, losses
 
-    for batch in batches[:3]:
+    graphed = GraphedTrainStep(body, opt, args.device) if graphs else None
+
+    def step(batch):
+        if graphed is not None:
+            return graphed(batch)
+        opt.zero_grad(set_to_none=True)
+        return body(batch)
+
+    for batch in batches[:4]:  # graphs: two eager warm-up steps per shape, then capture
         step(batch)
     torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -141,8 +152,10 @@ def profile_steps(X, args, precision, n_steps=20):
         step(batch)
     torch.cuda.synchronize()
     step_s = (time.perf_counter() - t0) / len(batches)
-    print(f"[{precision}] model only: {step_s * 1e3:.1f} ms/step = "
-          f"{args.batch_size / step_s:,.0f} samples/s")
+    shapes = sorted({(tuple(b["id"].shape), tuple(b["id_prev"].shape)) for b in batches})
+    print(f"[{precision}{', CUDA graphs' if graphs else ''}] model only: {step_s * 1e3:.1f} "
+          f"ms/step = {args.batch_size / step_s:,.0f} samples/s; batch shapes (id, id_prev) "
+          f"{shapes}" + (f", {graphed.n_graphs} graphs" if graphs else ""))
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for batch in batches[:5]:
             step(batch)
@@ -161,6 +174,8 @@ def main():
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of recording")
     parser.add_argument("--n-neurons", type=int, default=2023)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--cuda-graphs", nargs="+", choices=("on", "off"), default=["on"],
+                        help="train with CUDA graph replays, eager steps, or both in turn")
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--profile", action="store_true",
                         help="time model-only steps and print profiler tables (CUDA)")
@@ -182,13 +197,17 @@ def main():
     print(f"workload: {X} ({time.perf_counter() - t0:.1f} s to build); mean spikes/window "
           f"{X.n_spikes().mean():.1f}; device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    variants = [(p, g == "on") for g in args.cuda_graphs for p in args.precision]
+    if args.device != "cuda" or args.strategy != "single" or args.compile:
+        variants = [(p, False) for p in args.precision]
     if args.profile:
-        for precision in args.precision:
-            profile_steps(X, args, precision)
+        for precision, graphs in variants:
+            profile_steps(X, args, precision, graphs)
         return
-    for i, precision in enumerate(args.precision):
-        r = run(X, args, precision, count_flops=(i == 0))
-        line = (f"[{precision}{' compiled' if args.compile else ''}] {r['samples_per_s']:,.0f} "
+    for i, (precision, graphs) in enumerate(variants):
+        r = run(X, args, precision, graphs, count_flops=(i == 0))
+        label = precision + (" compiled" if args.compile else "") + (", CUDA graphs" if graphs else "")
+        line = (f"[{label}] {r['samples_per_s']:,.0f} "
                 f"samples/s ({r['samples_per_s'] / ORIGINAL_SAMPLES_PER_S:.1f}x the original's "
                 f"324), {r['tokens_per_s']:,.0f} tokens/s, epoch {r['epoch_s']:.2f} s "
                 f"({r['steps_per_epoch']} steps; first epoch {r['first_epoch_s']:.2f} s), "

@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.history import History
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
@@ -21,6 +21,7 @@ from ..training import (EpochProgressBar, LossCombiner, NeuroformerNet, TokenBat
 from ..training import distributed
 
 FORMAT_VERSION = 1
+GRAPH_PAD_MULTIPLE = 32  # sequence lengths rounded up to this when training with CUDA graphs
 _INFERENCE_CHUNK = 8192  # windows tokenized and moved to the device at once at predict time
 
 
@@ -185,6 +186,8 @@ class NeuroformerBase(BaseEstimator):
             n_valid = min(max(n_valid, 1), len(store) - 1) if len(store) > 1 else 0
         valid_rows, train_rows = rows[:n_valid], rows[n_valid:]
         batch_size = int(min(self.batch_size, len(train_rows)))
+        if self.cuda_graphs_:
+            store.pad_multiple = GRAPH_PAD_MULTIPLE  # few shapes, few graphs
         steps = int(self.max_epochs) * math.ceil(len(train_rows) / batch_size)
         with _rng_fork(self.device_):
             torch.manual_seed(seed)
@@ -199,7 +202,6 @@ class NeuroformerBase(BaseEstimator):
             if strategy == "ddp":
                 torch.manual_seed(seed + rank)  # distinct dropout masks on every rank
             callbacks = [
-                ("clip", GradientNormClipping(gradient_clip_value=1.0)),
                 ("schedule", LRScheduler(
                     policy=torch.optim.lr_scheduler.LambdaLR, step_every="batch",
                     lr_lambda=warmup_cosine(steps, int(self.warmup_fraction * steps)))),
@@ -218,6 +220,7 @@ class NeuroformerBase(BaseEstimator):
                 weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
                 batch_size=batch_size, callbacks=callbacks, device=self.device_,
                 precision=self.precision_, compile=bool(self.compile), train_split=None,
+                cuda_graphs=self.cuda_graphs_,
                 verbose=0, strategy=strategy)
             shard = {"rank": rank, "world_size": world_size}
             train = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed, **shard)
@@ -242,6 +245,15 @@ class NeuroformerBase(BaseEstimator):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16'; got {precision!r}.")
         self.precision_ = precision
+        graphs = self.cuda_graphs
+        if graphs not in ("auto", True, False):
+            raise ValueError(f"cuda_graphs must be 'auto', True or False; got {graphs!r}.")
+        single_cuda = (self.device_.startswith("cuda")
+                       and getattr(self, "strategy", "single") == "single")
+        if graphs not in ("auto", False) and not single_cuda:
+            raise ValueError("cuda_graphs=True needs training on one CUDA device "
+                             f"(device_={self.device_!r}); use 'auto' or False.")
+        self.cuda_graphs_ = bool(single_cuda and not self.compile) if graphs == "auto" else bool(graphs)
         for name in ("max_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}.")

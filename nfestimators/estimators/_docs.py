@@ -63,6 +63,8 @@ FITTED_ATTRIBUTES = """\
         Number of neurons seen in fit.
     device_ : str
         Device the model was trained on.
+    cuda_graphs_ : bool
+        Whether training steps ran as CUDA graph replays.
     tokenizer_ : SpikeTokenizer
         Vocabulary and token budgets.
     model_ : nfestimators.model.Neuroformer

@@ -11,7 +11,10 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from skorch.utils import TeeGenerator
+
 from . import distributed
+from .graphs import GraphedTrainStep
 
 __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
            "decay_param_groups", "device_context", "warmup_cosine"]
@@ -112,12 +115,13 @@ def compile_blocks(module):
     return module
 
 
-def device_context(device, precision):
+def device_context(device, precision, cache=True):
     """Mixed precision and attention kernels for a forward pass on ``device``.
 
     On CUDA: bf16 autocast when ``precision == "bf16"``, and flash / memory-efficient SDPA
     kernels. cuDNN attention is left out: it builds an execution plan for every new
-    sequence length, and batches padded to their own length bring many.
+    sequence length, and batches padded to their own length bring many. ``cache=False``
+    turns off autocast's cache of weight casts, as CUDA graph capture requires.
     """
     if not str(device).startswith("cuda"):
         return contextlib.nullcontext()
@@ -125,7 +129,7 @@ def device_context(device, precision):
     stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                                      SDPBackend.MATH]))
     if precision == "bf16":
-        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache))
     return stack
 
 
@@ -145,13 +149,20 @@ class NeuroformerNet(NeuralNet):
     and optimises exactly the global batch's objective; every rank records the same
     global-batch losses, so callbacks (early stopping, LR schedule) decide alike on every
     rank. See :mod:`nfestimators.training.distributed`.
+
+    Every step clips the gradient norm to ``gradient_clip``. ``cuda_graphs=True`` (one CUDA
+    device, ``strategy="single"``) replays whole training steps as CUDA graphs (see
+    :class:`~nfestimators.training.graphs.GraphedTrainStep`); callbacks then see
+    ``on_grad_computed`` only for the eager warm-up steps.
     """
 
     def __init__(self, module, *args, precision="fp32", weight_decay=0.1, strategy="single",
-                 **kwargs):
+                 gradient_clip=1.0, cuda_graphs=False, **kwargs):
         self.precision = precision
         self.weight_decay = weight_decay
         self.strategy = strategy
+        self.gradient_clip = gradient_clip
+        self.cuda_graphs = cuda_graphs
         super().__init__(module, *args, **kwargs)
 
     def torch_compile(self, module, name):
@@ -182,12 +193,20 @@ class NeuroformerNet(NeuralNet):
         kwargs = self.get_params_for("optimizer")
         kwargs.setdefault("lr", self.lr)
         groups = decay_param_groups(self.module_, self.weight_decay)
+        self.graphed_ = None
+        if self.cuda_graphs:
+            if not str(self.device).startswith("cuda") or self.strategy != "single":
+                raise ValueError("cuda_graphs needs one CUDA device (strategy='single'); "
+                                 f"got device={self.device!r}, strategy={self.strategy!r}.")
+            kwargs["capturable"] = True
         self.optimizer_ = self.optimizer(groups, **kwargs)
+        if self.cuda_graphs:
+            self.graphed_ = GraphedTrainStep(self._graph_body, self.optimizer_, self.device)
         return self
 
     # ------------------------------------------------------------------- steps
     def _autocast(self):
-        return device_context(self.device, self.precision)
+        return device_context(self.device, self.precision, cache=not self.cuda_graphs)
 
     def _forward_losses(self, batch):
         """``(out, losses, loss)``; under ``"ddp"`` the losses are this rank's shares of the
@@ -214,6 +233,38 @@ class NeuroformerNet(NeuralNet):
         else:
             loss.backward()
         return {"loss": loss, "y_pred": out, "losses": losses}
+
+    def _clip_and_step(self):
+        params = [p for group in self.optimizer_.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.gradient_clip, foreach=True)
+        self.optimizer_.step()
+
+    def _graph_body(self, batch):
+        """Forward, backward, clipping and update of one batch, with no host sync (what
+        :class:`GraphedTrainStep` captures)."""
+        step = self.train_step_single(batch)
+        self._clip_and_step()
+        return step["loss"], step["losses"]
+
+    def train_step(self, batch, **fit_params):
+        self._set_training(True)
+        if self.graphed_ is not None:
+            loss, losses = self.graphed_(batch)
+            return {"loss": loss, "y_pred": None, "losses": losses}
+        self.optimizer_.zero_grad(set_to_none=True)
+        step = self.train_step_single(batch, **fit_params)
+        self.notify("on_grad_computed", batch=batch,
+                    named_parameters=TeeGenerator(self.get_all_learnable_params()))
+        self._clip_and_step()
+        return step
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:  # graphs and their memory pool go with the fit; gradients are not kept
+            self.graphed_ = None
+            if hasattr(self, "optimizer_"):
+                self.optimizer_.zero_grad(set_to_none=True)
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
