@@ -13,9 +13,10 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 
 class GraphCounts(Callback):
-    """Records the graphs captured and replayed by the fit (read at the end of training)."""
+    """Records the graphs captured and replayed by the fit so far (the graphs themselves go
+    when fit ends)."""
 
-    def on_train_end(self, net, **kwargs):
+    def on_epoch_end(self, net, **kwargs):
         self.n_graphs = net.graphed_.n_graphs if net.graphed_ is not None else 0
         self.n_replays = net.graphed_.n_replays if net.graphed_ is not None else 0
 
