@@ -1,8 +1,9 @@
 """Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
 
 from .callbacks import EpochProgressBar
+from .graphs import GraphedTrainStep
 from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, decay_param_groups,
                   device_context, warmup_cosine)
 
-__all__ = ["EpochProgressBar", "LossCombiner", "NeuroformerNet", "TokenBatches",
+__all__ = ["EpochProgressBar", "GraphedTrainStep", "LossCombiner", "NeuroformerNet", "TokenBatches",
            "compile_blocks", "decay_param_groups", "device_context", "warmup_cosine"]
