@@ -152,7 +152,7 @@ class NeuroformerNet(NeuralNet):
 
     Every step clips the gradient norm to ``gradient_clip``. ``cuda_graphs=True`` (one CUDA
     device, ``strategy="single"``) replays whole training steps as CUDA graphs (see
-    :class:`~nfestimators.training.graphs.GraphedTrainStep`); callbacks then see
+    :class:`~nfestimators.training.GraphedTrainStep`); callbacks then see
     ``on_grad_computed`` only for the eager warm-up steps.
     """
 
