@@ -163,7 +163,8 @@ def neuroformer(name, path, rows, args):
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
     model = clone(pipe).set_params(**search.best_params_).fit(X[train], y[train])
     nf = model.named_steps["nf"]
-    info = (", ".join(f"{k.split('__')[1]}={v:g}" for k, v in search.best_params_.items())
+    info = (", ".join(f"{k.split('__')[1]}={v:g}" if isinstance(v, float) else
+                      f"{k.split('__')[1]}={v}" for k, v in search.best_params_.items())
             + f", preset={fixed['preset']}, batch_size={fixed['batch_size']}, max_tokens="
             f"{nf.tokenizer_.max_tokens} (fullest trial {X.n_spikes().max()} spikes), "
             f"device={nf.device_}")
