@@ -31,6 +31,12 @@ Datasets (``--dataset``):
   published test trials are the test rows. Linear features: per-cell counts in 10 x 50 ms
   bins (the README's best linear baseline).
 
+Pretraining runs ``--pretrain-epochs`` epochs, or, with ``--pretrain-patience K``, holds out
+10 % of the training windows and stops once their spike loss has not improved for K epochs,
+keeping the best weights: the pretraining length that suits a data set without looking at a
+label (too long a pretraining overfits a small recording's spikes, and the finetuned
+estimators inherit that).
+
 Training budget: all Neuroformer fits of one row run ``max(--epochs, ceil(--min-steps /
 steps per epoch))`` epochs with no validation split and no early stopping, so that a fit on
 a handful of rows still takes ``--min-steps`` optimiser steps; finetuning and scratch always
@@ -202,8 +208,9 @@ def run(args, log=print):
         else:
             pretrainer = NeuroformerPretrainer(
                 preset=args.preset, max_epochs=args.pretrain_epochs,
-                batch_size=args.batch_size, lr=args.lr, validation_fraction=None,
-                device=args.device, max_tokens=token_budget[0],
+                batch_size=args.batch_size, lr=args.lr,
+                validation_fraction=0.1 if args.pretrain_patience else None,
+                n_iter_no_change=args.pretrain_patience or None, device=args.device, max_tokens=token_budget[0],
                 max_prev_tokens=token_budget[1], random_state=args.seed).fit(X_train)
             pretrain_s = time.perf_counter() - t0
             if cache is not None:
@@ -288,7 +295,11 @@ def parse_args(argv=None, description=__doc__):
     p.add_argument("--min-steps", type=int, default=100,
                    help="raise the epochs of small label sets to this many steps")
     p.add_argument("--pretrain-epochs", type=int, default=20,
-                   help="epochs of self-supervised pretraining")
+                   help="epochs of self-supervised pretraining (at most, with --pretrain-patience)")
+    p.add_argument("--pretrain-patience", type=int, default=0,
+                   help="stop pretraining after this many epochs without a better loss on 10 %% "
+                        "of the training windows held out, keeping the best weights (0: no "
+                        "held-out split, train --pretrain-epochs)")
     p.add_argument("--pretrainer", default=None,
                    help="file of the pretrainer: loaded if it exists (same data and --seed "
                         "only), else fitted and saved there")
@@ -334,7 +345,8 @@ def main(argv=None):
     print()
     print(markdown(table))
     print(f"settings: preset={args.preset} epochs={args.epochs} (min {args.min_steps} steps) "
-          f"pretrain_epochs={args.pretrain_epochs} lr={args.lr} finetune_lr="
+          f"pretrain_epochs={args.pretrain_epochs} pretrain_patience={args.pretrain_patience} "
+          f"lr={args.lr} finetune_lr="
           f"{args.finetune_lr or args.lr} freeze={args.freeze} sclm_weight={args.sclm_weight} "
           f"draws={args.draws} device={args.device}; pretraining "
           f"{raw.attrs['pretrain_seconds']:.0f} s, total {time.perf_counter() - t0:.0f} s")
