@@ -21,8 +21,11 @@ the ``test`` rows. Baselines built in the same run:
 ``NeuroformerClassifier`` reads every spike as a token (cell id, time bin of width ``dt``);
 the token budget covers the fullest training trial (up to ~450 spikes on D_A_I). The bin
 width is a pipeline step (``Rebin``), so ``GridSearchCV`` chooses it on val with the
-training settings. The full run is meant for a GPU (``--device cuda --n-jobs 3``: about two
-minutes on an H100); on a CPU it takes hours.
+training settings, among them the head's ``readout``: the paper's mean of the last layer
+(``"mean"``), which cannot tell how many spikes a trial holds, or that mean and a code of
+the trial's spike count (``"mean+count"``; the count is what D_A_I's classes set). The full
+run is meant for a GPU (``--device cuda --n-jobs 3``: a few minutes on an H100); on a CPU it
+takes hours.
 
 Run ``python examples/auditory_cortex.py [--device cuda] [--files D_E_III D_A_I]``; ``--small``
 checks the machinery in seconds on a few trials (its accuracies mean nothing; the docs
@@ -60,14 +63,19 @@ PUBLISHED = {  # test accuracy: published RNN, best linear baseline (README of t
 C_GRID = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0]
 SMALL_C_GRID = [1e-2, 1.0]
 
-# Neuroformer search on val: bin width of the tokens (a pipeline step) x training settings.
+# Neuroformer search on val: bin width of the tokens (a pipeline step) x head readout x
+# training settings.
 NF_FIXED = dict(preset="small", batch_size=32, validation_fraction=None, n_iter_no_change=None)
+READOUTS = ["mean", "mean+count"]
 NF_GRIDS = {
-    "D_E_III": {"bins__dt": [0.005, 0.02, 0.05], "nf__lr": [1e-3], "nf__max_epochs": [40]},
-    "D_A_I": {"bins__dt": [0.001, 0.005, 0.02], "nf__lr": [1e-3], "nf__max_epochs": [40]},
+    "D_E_III": {"bins__dt": [0.005, 0.02, 0.05], "nf__readout": READOUTS, "nf__lr": [1e-3],
+                "nf__max_epochs": [40]},
+    "D_A_I": {"bins__dt": [0.001, 0.005, 0.02], "nf__readout": READOUTS, "nf__lr": [1e-3],
+              "nf__max_epochs": [40]},
 }
 SMALL_NF_FIXED = dict(preset="tiny", batch_size=16, validation_fraction=None, n_iter_no_change=None)
-SMALL_NF_GRID = {"bins__dt": [0.02], "nf__lr": [1e-3], "nf__max_epochs": [1]}
+SMALL_NF_GRID = {"bins__dt": [0.02], "nf__readout": READOUTS, "nf__lr": [1e-3],
+                 "nf__max_epochs": [1]}
 
 
 class Rebin(TransformerMixin, BaseEstimator):

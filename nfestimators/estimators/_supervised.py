@@ -10,14 +10,16 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import SpikeTokenizer, TokenStore
+from ..model.config import READOUTS
 from ._base import NeuroformerBase
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
 FREEZE_OPTIONS = ("none", "backbone")
+COUNT_KNOTS = 16  # knots of the spike-count code of readout="mean+count"
 
 
 class SupervisedNeuroformer(NeuroformerBase):
-    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` to the shared base.
+    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` to the shared base.
 
     The regressor and the classifier take exactly these parameters, so the ``__init__``
     lives here (sklearn reads the parameter names from its signature).
@@ -81,6 +83,8 @@ class SupervisedNeuroformer(NeuroformerBase):
             raise ValueError(f"freeze must be one of {FREEZE_OPTIONS}; got {self.freeze!r}.")
         if float(self.sclm_weight) < 0:
             raise ValueError(f"sclm_weight must be >= 0; got {self.sclm_weight}.")
+        if not isinstance(self.readout, str) or self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}.")
         self._fit_setup(X)
         source = self._pretrained_estimator()
         init_state = None
@@ -89,22 +93,34 @@ class SupervisedNeuroformer(NeuroformerBase):
                 raise ValueError("freeze='backbone' needs pretrained weights (pretrained=...).")
             self.tokenizer_ = SpikeTokenizer(*self._token_budget(X)).fit(X)
             inputs = self._prepare_inputs(X, reset=True)
-            self.model_config_ = self._model_config(X, n_targets=n_targets, n_classes=n_classes)
+            config = self._model_config(X, n_targets=n_targets, n_classes=n_classes)
         else:
             self._take_over_inputs(source, X)
             inputs = self._prepare_inputs(X, reset=False)
-            self.model_config_ = dataclasses.replace(
-                source.model_.config, n_targets=n_targets, n_classes=n_classes,
-                **self._dropout_override())
+            config = dataclasses.replace(source.model_.config, n_targets=n_targets,
+                                         n_classes=n_classes, **self._dropout_override())
+            # the backbone only: the head (of the new width, for the new readout) starts fresh
             init_state = {k: v for k, v in source.model_.state_dict().items()
                           if not k.startswith(tuple(HEADS.values()))}
-        store = TokenStore(self.tokenizer_.transform(X), self.device_, **inputs, **targets)
+        tokens = self.tokenizer_.transform(X)
+        self.model_config_ = dataclasses.replace(config, **self._readout_config(tokens.length))
+        store = TokenStore(tokens, self.device_, **inputs, **targets)
         objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
         return self._train(store, weights, bprop, init_state=init_state, trainable=trainable)
+
+    def _readout_config(self, n_tokens):
+        """Model config fields of the head's readout; with ``"mean+count"``, the knots of the
+        count code at COUNT_KNOTS evenly spaced quantiles (0 to 1) of ``log(1 + n)`` over the
+        training windows (``n_tokens``: spike tokens kept per window), repeated values once."""
+        if self.readout == "mean":
+            return {"readout": "mean", "count_knots": ()}
+        log_counts = np.log1p(np.asarray(n_tokens, dtype=np.float64))
+        knots = np.unique(np.quantile(log_counts, np.linspace(0.0, 1.0, COUNT_KNOTS)))
+        return {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
 
     def _dropout_override(self):
         if self.dropout is None:
@@ -139,4 +155,13 @@ SUPERVISED_PARAMETERS = """\
         ``"backbone"`` trains the new head only (linear probing of the pretrained model).
     sclm_weight : float, default=0.0
         Weight of the spike objective (next neuron id 0.6, next dt 0.4 of it) kept during
-        finetuning next to the supervised loss."""
+        finetuning next to the supervised loss.
+    readout : {"mean", "mean+count"}, default="mean"
+        What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer
+        over the window's SOS and spike positions. A mean does not say how many spikes
+        were averaged, so a rate code (information in the number of spikes) is hard to
+        read from it. ``"mean+count"`` adds a code of the window's spike count n: 16
+        piecewise-linear interpolation weights of ``log(1 + n)`` between knots at quantiles
+        of the training windows, through which the head learns any function of the count
+        in a few epochs. With ``pretrained``, the backbone is loaded and the head is new
+        either way."""

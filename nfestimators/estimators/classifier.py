@@ -15,7 +15,8 @@ from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
 class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     __doc__ = f"""Classify spike windows (stimulus identity, condition, trial type).
 
-    A linear head on the PAD-masked mean of the last layer is trained with cross-entropy.
+    A linear head on the PAD-masked mean of the last layer (and on a code of the window's
+    spike count with ``readout="mean+count"``) is trained with cross-entropy.
     Labels may be of any type (integers, strings); ``classes_`` holds them sorted.
 
     Parameters

@@ -13,9 +13,10 @@ from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
 class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     __doc__ = f"""Decode continuous variables (behaviour) from spike windows.
 
-    A linear head on the PAD-masked mean of the last layer predicts the standardised
-    targets with a mean squared error loss. Start from pretrained weights (``pretrained``)
-    to finetune, or train from scratch.
+    A linear head on the PAD-masked mean of the last layer (and on a code of the window's
+    spike count with ``readout="mean+count"``) predicts the standardised targets with a
+    mean squared error loss. Start from pretrained weights (``pretrained``) to finetune, or
+    train from scratch.
 
     Parameters
     ----------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 MODALITIES = ("id", "frames", "behavior")
+READOUTS = ("mean", "mean+count")
 
 
 @dataclass
@@ -49,6 +51,19 @@ class NeuroformerConfig:
         Number of behaviour input variables (``batch["behavior"]`` has this many columns).
     n_targets, n_classes : int
         Width of the regression and classification heads (0 builds no head).
+    readout : {"mean", "mean+count"}
+        Input of the regression and classification heads. ``"mean"`` (the paper's): the
+        masked mean of the final stream over SOS and the spike positions, (B, E).
+        ``"mean+count"``: that mean and a code of the current window's spike count n
+        scaled by ``sqrt(n_embd)``, (B, E + len(count_knots)). The mean alone cannot tell how many spikes a window
+        holds, and rate codes live in that number.
+    count_knots : tuple of float
+        Knots, strictly increasing, on the axis ``log(1 + n)`` of the ``"mean+count"``
+        code: piecewise-linear interpolation weights ("hat" functions; the two knots around
+        ``log(1 + n)`` share a weight of 1, values outside the knots are clamped to the end
+        knots). A linear head reads any function of the count through them with weights of
+        order one, which it learns in a few epochs. The estimators put them at quantiles of
+        the training windows; unused (empty) with ``"mean"``.
     contrastive : tuple of str
         Modalities to align among ``"id"`` (feature-encoder output of the current spikes),
         ``"frames"``, ``"behavior"`` (all behaviour inputs, pooled) and ``"behavior:<j>"``
@@ -103,6 +118,8 @@ loss_weight_classification : float
     n_behavior_inputs: int = 0
     n_targets: int = 0
     n_classes: int = 0
+    readout: str = "mean"
+    count_knots: tuple[float, ...] = ()
     contrastive: tuple[str, ...] = ("id",)
     clip_embd: int | None = None
     clip_temp: float = 0.5
@@ -132,6 +149,15 @@ loss_weight_classification : float
             raise ValueError(f"n_embd must be even, got {self.n_embd}")
         if self.time_embedding not in ("learned", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'learned' or 'sinusoidal', got {self.time_embedding!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}")
+        self.count_knots = tuple(float(k) for k in self.count_knots)
+        if self.readout == "mean+count":
+            knots = self.count_knots
+            if not knots or not all(math.isfinite(k) for k in knots) or any(
+                    b <= a for a, b in zip(knots, knots[1:])):
+                raise ValueError("readout='mean+count' needs count_knots: one or more finite, "
+                                 f"strictly increasing values; got {knots}")
         columns = [f"behavior:{j}" for j in range(self.n_behavior_inputs)]
         unknown = set(self.contrastive) - set(MODALITIES) - set(columns)
         if unknown:
