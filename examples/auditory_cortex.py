@@ -23,9 +23,13 @@ the token budget covers the fullest training trial (up to ~450 spikes on D_A_I).
 width is a pipeline step (``Rebin``), so ``GridSearchCV`` chooses it on val with the
 training settings, among them the head's ``readout``: the paper's mean of the last layer
 (``"mean"``), which cannot tell how many spikes a trial holds, or that mean and a code of
-the trial's spike count (``"mean+count"``; the count is what D_A_I's classes set). The full
-run is meant for a GPU (``--device cuda --n-jobs 3``: a few minutes on an H100); on a CPU it
-takes hours.
+the trial's spike count (``"mean+count"``; the count is what D_A_I's classes set), and
+``sclm_weight`` (the spike objective kept next to the classification loss). A pretrained
+arm competes in the same search: a ``NeuroformerPretrainer`` fitted on the spikes of the
+train + val trials (labels withheld; the test trials are never seen), then finetuned or
+probed (``freeze="backbone"``) on the train rows (``--no-pretrain`` leaves it out). The full
+run is meant for a GPU (``--device cuda --n-jobs 5``: about 3 minutes for D_E_III and 5 for
+D_A_I on an H100, 2 and 4 of them Neuroformer); on a CPU it takes hours.
 
 Run ``python examples/auditory_cortex.py [--device cuda] [--files D_E_III D_A_I]``; ``--small``
 checks the machinery in seconds on a few trials (its accuracies mean nothing; the docs
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -50,7 +55,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from nfestimators import NeuroformerClassifier
+from nfestimators import NeuroformerClassifier, NeuroformerPretrainer
 from nfestimators.datasets import load_auditory_cortex
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auditory_cortex"
@@ -68,14 +73,36 @@ SMALL_C_GRID = [1e-2, 1.0]
 NF_FIXED = dict(preset="small", batch_size=32, validation_fraction=None, n_iter_no_change=None)
 READOUTS = ["mean", "mean+count"]
 NF_GRIDS = {
-    "D_E_III": {"bins__dt": [0.005, 0.02, 0.05], "nf__readout": READOUTS, "nf__lr": [1e-3],
-                "nf__max_epochs": [40]},
-    "D_A_I": {"bins__dt": [0.001, 0.005, 0.02], "nf__readout": READOUTS, "nf__lr": [1e-3],
-              "nf__max_epochs": [40]},
+    "D_E_III": {"bins__dt": [0.005, 0.02, 0.05], "nf__readout": READOUTS,
+                "nf__sclm_weight": [0.0, 1.0], "nf__lr": [1e-3], "nf__max_epochs": [40]},
+    "D_A_I": {"bins__dt": [0.005, 0.02], "nf__readout": READOUTS, "nf__sclm_weight": [0.0, 1.0],
+              "nf__lr": [1e-3], "nf__max_epochs": [40]},
 }
 SMALL_NF_FIXED = dict(preset="tiny", batch_size=16, validation_fraction=None, n_iter_no_change=None)
 SMALL_NF_GRID = {"bins__dt": [0.02], "nf__readout": READOUTS, "nf__lr": [1e-3],
                  "nf__max_epochs": [1]}
+
+# Pretrained arm: a NeuroformerPretrainer fitted once per file on the spikes of the train + val
+# trials (labels withheld, test trials never seen) at one bin width, its length set by early
+# stopping on 10 % of those trials. The classifier finetunes from it (whole model, with or
+# without the spike loss kept) or trains a linear probe on it; GridSearchCV compares these
+# with the from-scratch settings on val.
+PRETRAIN_DT = {"D_E_III": 0.005, "D_A_I": 0.02}
+PRETRAIN_FIXED = dict(preset="small", batch_size=32, lr=1e-3, max_epochs=250,
+                      validation_fraction=0.1, n_iter_no_change=10)
+SMALL_PRETRAIN_FIXED = dict(preset="tiny", batch_size=16, max_epochs=1, validation_fraction=None)
+
+
+def pretrained_grids(saved, dt, finetune_epochs=(30,), probe_epochs=(60, 150)):
+    """Val grids of the pretrained arm: finetuning the whole model, and a probe (frozen
+    backbone, the head alone trained)."""
+    return [
+        {"bins__dt": [dt], "nf__pretrained": [saved], "nf__readout": READOUTS,
+         "nf__sclm_weight": [0.0, 1.0], "nf__lr": [1e-3], "nf__max_epochs": list(finetune_epochs)},
+        {"bins__dt": [dt], "nf__pretrained": [saved], "nf__freeze": ["backbone"],
+         "nf__readout": ["mean+count"], "nf__lr": [1e-2, 3e-2],
+         "nf__max_epochs": list(probe_epochs)},
+    ]
 
 
 class Rebin(TransformerMixin, BaseEstimator):
@@ -153,26 +180,44 @@ def baselines(path, rows, seed, c_grid=C_GRID):
     return out
 
 
+def _setting(name, value):
+    if name == "pretrained":
+        return "pretrained on train + val spikes"
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
 def neuroformer(name, path, rows, args):
     """NeuroformerClassifier: bin width and settings chosen on val, refit on train."""
     fixed, grid = (SMALL_NF_FIXED, SMALL_NF_GRID) if args.small else (NF_FIXED, NF_GRIDS[name])
-    if args.epochs is not None:
-        grid = {**grid, "nf__max_epochs": [args.epochs]}
     data = load_auditory_cortex(path)  # 1 ms bins; Rebin coarsens them
     X, y, split = data.windows[rows], data.labels[rows], data.split[rows]
-    pipe = Pipeline([("bins", Rebin()), ("nf", NeuroformerClassifier(
-        **fixed, device=args.device, random_state=args.seed))])
     rows_tv = np.flatnonzero(np.isin(split, ("train", "val")))
     fold = np.where(split[rows_tv] == "val", 0, -1)
-    search = GridSearchCV(pipe, grid, cv=PredefinedSplit(fold), refit=False, n_jobs=args.n_jobs)
+    grids = [grid]
+    if not args.no_pretrain:
+        start = time.perf_counter()
+        dt = 0.02 if args.small else PRETRAIN_DT[name]
+        pre = NeuroformerPretrainer(
+            **(SMALL_PRETRAIN_FIXED if args.small else PRETRAIN_FIXED), device=args.device,
+            random_state=args.seed).fit(Rebin(dt).transform(X[rows_tv]))  # spikes only
+        saved = str(Path(tempfile.mkdtemp(prefix="nfe_auditory_")) / f"pretrained_{name}.nfe")
+        pre.save(saved)
+        print(f"  pretrained on the train + val spikes at dt={dt:g}: {pre.n_epochs_} epochs, "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+        grids += (pretrained_grids(saved, dt, (1,), (1,)) if args.small
+                  else pretrained_grids(saved, dt))
+    if args.epochs is not None:
+        grids = [{**g, "nf__max_epochs": [args.epochs]} for g in grids]
+    pipe = Pipeline([("bins", Rebin()), ("nf", NeuroformerClassifier(
+        **fixed, device=args.device, random_state=args.seed))])
+    search = GridSearchCV(pipe, grids, cv=PredefinedSplit(fold), refit=False, n_jobs=args.n_jobs)
     search.fit(X[rows_tv], y[rows_tv])
     for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]):
         print(f"    {params}: val {score:.3f}", flush=True)
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
     model = clone(pipe).set_params(**search.best_params_).fit(X[train], y[train])
     nf = model.named_steps["nf"]
-    info = (", ".join(f"{k.split('__')[1]}={v:g}" if isinstance(v, float) else
-                      f"{k.split('__')[1]}={v}" for k, v in search.best_params_.items())
+    info = (", ".join(_setting(k.split("__")[1], v) for k, v in search.best_params_.items())
             + f", preset={fixed['preset']}, batch_size={fixed['batch_size']}, max_tokens="
             f"{nf.tokenizer_.max_tokens} (fullest trial {X.n_spikes().max()} spikes), "
             f"device={nf.device_}")
@@ -192,6 +237,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the max_epochs grid of Neuroformer")
+    parser.add_argument("--no-pretrain", action="store_true",
+                        help="search the from-scratch settings only (no pretrained arm)")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="settings searched in parallel (processes; one GPU can take several)")
     args = parser.parse_args(argv)
