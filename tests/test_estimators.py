@@ -33,14 +33,6 @@ FAST = dict(preset="tiny", random_state=0, device="cpu")
 HEAD_PREFIXES = tuple(HEADS.values())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two xdist workers share two cores: one torch thread each avoids oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def data():

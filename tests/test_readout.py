@@ -24,13 +24,6 @@ from nfestimators.model import NeuroformerConfig, build_model
 FAST = dict(preset="tiny", random_state=0, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def rate_code(n_windows, seed, totals=(20, 40, 60, 80, 100, 120), n_neurons=16, n_bins=16):
     """Poisson counts (n_windows, n_neurons, n_bins) whose expected total is set by the class
