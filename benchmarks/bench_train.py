@@ -92,7 +92,7 @@ def run(X, args, precision, graphs, count_flops):
     epoch_s = float(np.median(steady))
     tokens = (X.n_spikes() + 2).sum() + (X.n_spikes(past=True) + 2).sum()
     result = {
-        "precision": precision, "graphs": pre.cuda_graphs_, "wall_s": wall, "first_epoch_s": float(durations[0]),
+        "precision": precision, "wall_s": wall, "first_epoch_s": float(durations[0]),
         "epoch_s": epoch_s, "samples_per_s": len(X) / epoch_s, "tokens_per_s": tokens / epoch_s,
         "steps_per_epoch": pre.history_[-1]["train_batch_count"],
         "losses": [round(row["train_loss"], 4) for row in pre.history_],
@@ -206,7 +206,8 @@ def main():
         return
     for i, (precision, graphs) in enumerate(variants):
         r = run(X, args, precision, graphs, count_flops=(i == 0))
-        label = precision + (" compiled" if args.compile else "") + (", CUDA graphs" if graphs else "")
+        label = (precision + (" compiled" if args.compile else "")
+                 + (", CUDA graphs" if graphs else ""))
         line = (f"[{label}] {r['samples_per_s']:,.0f} "
                 f"samples/s ({r['samples_per_s'] / ORIGINAL_SAMPLES_PER_S:.1f}x the original's "
                 f"324), {r['tokens_per_s']:,.0f} tokens/s, epoch {r['epoch_s']:.2f} s "

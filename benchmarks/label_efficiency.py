@@ -210,8 +210,8 @@ def run(args, log=print):
                 preset=args.preset, max_epochs=args.pretrain_epochs,
                 batch_size=args.batch_size, lr=args.lr,
                 validation_fraction=0.1 if args.pretrain_patience else None,
-                n_iter_no_change=args.pretrain_patience or None, device=args.device, max_tokens=token_budget[0],
-                max_prev_tokens=token_budget[1], random_state=args.seed).fit(X_train)
+                n_iter_no_change=args.pretrain_patience or None, device=args.device,
+                max_tokens=token_budget[0], max_prev_tokens=token_budget[1], random_state=args.seed).fit(X_train)
             pretrain_s = time.perf_counter() - t0
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +295,8 @@ def parse_args(argv=None, description=__doc__):
     p.add_argument("--min-steps", type=int, default=100,
                    help="raise the epochs of small label sets to this many steps")
     p.add_argument("--pretrain-epochs", type=int, default=20,
-                   help="epochs of self-supervised pretraining (at most, with --pretrain-patience)")
+                   help="epochs of self-supervised pretraining (at most, with "
+                        "--pretrain-patience)")
     p.add_argument("--pretrain-patience", type=int, default=0,
                    help="stop pretraining after this many epochs without a better loss on 10 %% "
                         "of the training windows held out, keeping the best weights (0: no "

@@ -253,7 +253,8 @@ class NeuroformerBase(BaseEstimator):
         if graphs not in ("auto", False) and not single_cuda:
             raise ValueError("cuda_graphs=True needs training on one CUDA device "
                              f"(device_={self.device_!r}); use 'auto' or False.")
-        self.cuda_graphs_ = bool(single_cuda and not self.compile) if graphs == "auto" else bool(graphs)
+        self.cuda_graphs_ = (bool(single_cuda and not self.compile) if graphs == "auto"
+                             else bool(graphs))
         for name in ("max_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}.")

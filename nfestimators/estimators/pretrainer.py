@@ -65,8 +65,9 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
                  n_head=None, dropout=None, max_tokens=None, max_prev_tokens=None,
                  behavior_inputs=None, round_counts=False, max_epochs=20, batch_size=32,
                  lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
-                 n_iter_no_change=None, device="auto", precision="auto", compile=False, cuda_graphs="auto",
-                 strategy="single", callbacks=None, random_state=None, verbose=0):
+                 n_iter_no_change=None, device="auto", precision="auto", compile=False,
+                 cuda_graphs="auto", strategy="single", callbacks=None, random_state=None,
+                 verbose=0):
         self.contrastive = contrastive
         self.strategy = strategy
         self.preset = preset

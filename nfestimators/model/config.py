@@ -55,8 +55,8 @@ class NeuroformerConfig:
         Input of the regression and classification heads. ``"mean"`` (the paper's): the
         masked mean of the final stream over SOS and the spike positions, (B, E).
         ``"mean+count"``: that mean and a code of the current window's spike count n
-        scaled by ``sqrt(n_embd)``, (B, E + len(count_knots)). The mean alone cannot tell how many spikes a window
-        holds, and rate codes live in that number.
+        scaled by ``sqrt(n_embd)``, (B, E + len(count_knots)). The mean alone cannot tell
+        how many spikes a window holds, and rate codes live in that number.
     count_knots : tuple of float
         Knots, strictly increasing, on the axis ``log(1 + n)`` of the ``"mean+count"``
         code: piecewise-linear interpolation weights ("hat" functions; the two knots around

@@ -176,7 +176,8 @@ class Neuroformer(nn.Module):
         self.register_buffer("count_knots", torch.tensor(c.count_knots, dtype=torch.float32),
                              persistent=False)  # (K,), from the config: not in state_dict
         self.head_reg = nn.Linear(E + n_knots, c.n_targets) if c.n_targets > 0 else None
-        self.head_cls = nn.Linear(E + n_knots, c.n_classes, bias=False) if c.n_classes > 0 else None
+        self.head_cls = (nn.Linear(E + n_knots, c.n_classes, bias=False) if c.n_classes > 0
+                         else None)
         self.clip_proj = nn.Linear(E, c.clip_embd or E, bias=False) if c.use_contrastive else None
 
         self.apply(self._init_weights)

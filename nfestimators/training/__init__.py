@@ -5,5 +5,5 @@ from .graphs import GraphedTrainStep
 from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, decay_param_groups,
                   device_context, warmup_cosine)
 
-__all__ = ["EpochProgressBar", "GraphedTrainStep", "LossCombiner", "NeuroformerNet", "TokenBatches",
-           "compile_blocks", "decay_param_groups", "device_context", "warmup_cosine"]
+__all__ = ["EpochProgressBar", "GraphedTrainStep", "LossCombiner", "NeuroformerNet",
+           "TokenBatches", "compile_blocks", "decay_param_groups", "device_context", "warmup_cosine"]

@@ -8,10 +8,9 @@ import math
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.utils import TeeGenerator
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-from skorch.utils import TeeGenerator
 
 from . import distributed
 from .graphs import GraphedTrainStep
