@@ -116,16 +116,7 @@ class Rebin(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        if self.dt is None:
-            return X
-        factor = int(round(self.dt / X.dt))
-        if factor < 1 or abs(factor * X.dt - self.dt) > 1e-9 or X.n_bins % factor:
-            raise ValueError(f"dt={self.dt} is not a whole multiple of {X.dt} dividing the window.")
-        window = np.repeat(np.arange(len(X)), np.diff(X.offsets))
-        bins = X.bin // factor
-        order = np.lexsort((X.neuron, bins, window))
-        return X._replace(neuron=X.neuron[order], bin=bins[order], dt=X.dt * factor,
-                          n_bins=X.n_bins // factor)
+        return X.rebin(self.dt)
 
 
 def select_on_val(estimator, grid, X, y, split):

@@ -195,3 +195,24 @@ def test_concatenate():
     Y = SpikeWindows.concatenate([X[:3], X[3:]])
     np.testing.assert_array_equal(Y.to_counts(), X.to_counts())
     np.testing.assert_array_equal(Y.to_counts(past=True), X.to_counts(past=True))
+
+
+def test_rebin_sums_bins_of_current_and_past_windows():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.3, (5, 400))
+    X = SpikeWindows.from_counts(counts, dt=0.01, window=0.1, prev_window=0.1)
+    Y = X.rebin(0.05)
+    assert (Y.dt, Y.n_bins, Y.n_prev_bins) == (0.05, 2, 2)
+    for past in (False, True):
+        fine = X.to_counts(past=past)
+        assert np.array_equal(fine.reshape(*fine.shape[:2], 2, 5).sum(-1),
+                              Y.to_counts(past=past))
+    assert X.rebin(0.01) is X and X.rebin(None) is X
+
+
+@pytest.mark.parametrize("dt, match", [(0, "positive"), (-0.1, "positive"), ("a", "positive"),
+                                       (0.015, "whole multiple"), (0.03, "divide")])
+def test_rebin_refuses_bin_widths_off_the_grid(dt, match):
+    X = SpikeWindows.from_counts(np.ones((2, 40), int), dt=0.01, window=0.1, prev_window=0.1)
+    with pytest.raises(ValueError, match=match):
+        X.rebin(dt)

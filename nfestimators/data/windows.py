@@ -318,6 +318,58 @@ class SpikeWindows:
         fields.update(changes)
         return SpikeWindows(**fields)
 
+    def rebin(self, dt):
+        """The same windows with time bins of ``dt`` seconds (a whole multiple of ``self.dt``).
+
+        Spikes keep their windows and are counted in the coarser bins, in the token order
+        (time bin, then neuron). ``dt`` must divide the current and past window lengths.
+
+        Parameters
+        ----------
+        dt : float
+            New bin width in seconds; ``self.dt`` (or None) returns ``self`` unchanged.
+
+        Returns
+        -------
+        SpikeWindows
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from nfestimators import SpikeWindows
+        >>> counts = np.zeros((2, 20), dtype=int); counts[0, [1, 3]] = 1
+        >>> X = SpikeWindows.from_counts(counts, dt=0.01, window=0.1)
+        >>> X.rebin(0.05).to_counts()[0, 0].tolist()
+        [2, 0]
+        """
+        if dt is None:
+            return self
+        if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
+            raise ValueError(f"dt must be a positive number of seconds; got {dt!r}.")
+        factor = int(round(dt / self.dt))
+        if factor < 1 or abs(factor * self.dt - dt) > 1e-9 * max(dt, 1.0):
+            raise ValueError(f"dt={dt:g} s is not a whole multiple of the windows' bin width "
+                             f"{self.dt:g} s; pick a multiple such as {2 * self.dt:g}.")
+        if factor == 1:
+            return self
+        if self.n_bins % factor or self.n_prev_bins % factor:
+            raise ValueError(
+                f"dt={dt:g} s does not divide the window ({self.window:g} s) and the past "
+                f"window ({self.prev_window:g} s) into whole bins; pick a dt that does.")
+
+        def coarsen(neuron, bins, offsets):
+            window = np.repeat(np.arange(len(self)), np.diff(offsets))
+            bins = bins // factor
+            order = np.lexsort((neuron, bins, window))
+            return neuron[order], bins[order]
+
+        neuron, bins = coarsen(self.neuron, self.bin, self.offsets)
+        prev_neuron, prev_bin = coarsen(self.prev_neuron, self.prev_bin, self.prev_offsets)
+        return self._replace(neuron=neuron, bin=bins, prev_neuron=prev_neuron,
+                             prev_bin=prev_bin, dt=self.dt * factor,
+                             n_bins=self.n_bins // factor,
+                             n_prev_bins=self.n_prev_bins // factor)
+
     # --------------------------------------------------------------- inspection
     def n_spikes(self, past=False):
         """Number of spikes in each window (``past=True``: in each past window)."""
