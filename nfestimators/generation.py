@@ -106,15 +106,29 @@ def _draw(logits, sampling, greedy, uniform):
     return torch.minimum(choice, last_allowed)
 
 
-def _next_tokens(config, logits_id, logits_dt, uniform, id_sampling, dt_sampling, greedy, dt_limit):
-    """Next id and dt for every row of last-position logits (B, N+3) and (B, K+3)."""
-    c = config
-    logits_id = logits_id.float().clone()
-    logits_id[:, [c.sos_id, c.pad_id]] = float("-inf")  # spikes or EOS only
-    logits_dt = logits_dt.float().clone()
-    logits_dt[:, dt_limit:] = float("-inf")  # value tokens only
-    next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
+def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, dt_limit):
+    """Next id and dt for every row of the last-position final stream ``z`` (B, E), after
+    the current tokens ``ids``, ``dts`` (B,).
+
+    The dt is drawn first, then the id given it (:meth:`Neuroformer.token_logits`); with
+    ``id_head="given_dt"`` the window ends when the dt drawn is EOS, with the paper's
+    independent heads when the id drawn is EOS.
+    """
+    c = model.config
+    joint = c.id_head == "given_dt"
+    logits_dt = model.dt_logits(z, dts).float().clone()
+    blocked_dt = torch.ones(logits_dt.shape[-1], dtype=torch.bool, device=z.device)
+    blocked_dt[:dt_limit] = False  # value tokens
+    if joint:
+        blocked_dt[c.eos_dt] = False
+    logits_dt[:, blocked_dt] = float("-inf")
     next_dt = _draw(logits_dt, dt_sampling, greedy, uniform[:, 1])
+    logits_id = model.id_logits(z, ids, dts, next_dt).float().clone()
+    blocked_id = [c.sos_id, c.pad_id] + ([c.eos_id] if joint else [])  # spikes (or EOS)
+    logits_id[:, blocked_id] = float("-inf")
+    next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
+    if joint:
+        next_id = torch.where(next_dt == c.eos_dt, c.eos_id, next_id)
     return next_id, next_dt
 
 
@@ -194,9 +208,9 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
             z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
         else:
             z = model.decode(seq_id, seq_dt, context=context)[:, -1]
-        logits_id, logits_dt = model.token_logits(z)
         next_id, next_dt = _next_tokens(
-            c, logits_id, logits_dt, uniforms[active, step], id_sampling, dt_sampling, greedy, dt_limit
+            model, z, seq_id[:, -1], seq_dt[:, -1], uniforms[active, step], id_sampling, dt_sampling,
+            greedy, dt_limit,
         )
         ended = next_id == c.eos_id
         out_id[active, step] = torch.where(ended, -1, next_id)
@@ -339,9 +353,9 @@ def generate_tokens_reference(
             for step in range(max_new_tokens):
                 window["id"] = torch.tensor([seq_id], device=device)
                 window["dt"] = torch.tensor([seq_dt], device=device)
-                out = model(window)
+                z = model.decode(window["id"], window["dt"], context=model.encode_context(window))
                 next_id, next_dt = _next_tokens(
-                    c, out["logits_id"][:, -1], out["logits_dt"][:, -1], uniforms[w : w + 1, step],
+                    model, z[:, -1], window["id"][:, -1], window["dt"][:, -1], uniforms[w : w + 1, step],
                     id_sampling, dt_sampling, greedy, dt_limit,
                 )
                 if next_id.item() == c.eos_id:

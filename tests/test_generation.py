@@ -16,10 +16,13 @@ from nfestimators.model import build_model
 N_NEURONS, N_DT, MAX_NEW = 12, 6, 15
 
 
-def lively_model(**overrides):
-    """A tiny random model whose windows run for a while: larger weights, neutral EOS logit."""
+def lively_model(id_head="independent", **overrides):
+    """A tiny random model whose windows run for a while: larger weights, neutral EOS logit.
+
+    The paper's independent heads by default, so that a test can steer the next id through
+    ``head_id`` alone; the tests of ``id_head="given_dt"`` say so."""
     model = build_model("tiny", N_NEURONS, n_dt=N_DT, frames_shape=(3, 10, 10), n_behavior_inputs=2,
-                        **overrides)
+                        id_head=id_head, **overrides)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -74,7 +77,9 @@ def memorizing():
     events = []
     for w, n in enumerate(LENGTHS):
         window_ids = torch.randint(0, N_NEURONS, (n,), generator=g)
-        window_dts = torch.randint(0, N_DT, (n,), generator=g).sort().values
+        window_dts = torch.randint(0, N_DT, (n,), generator=g)
+        order = torch.argsort(window_dts * N_NEURONS + window_ids)  # token order: time, then neuron
+        window_ids, window_dts = window_ids[order], window_dts[order]
         ids[w, : n + 2] = torch.cat([torch.tensor([c.sos_id]), window_ids, torch.tensor([c.eos_id])])
         dts[w, : n + 2] = torch.cat([torch.tensor([0]), window_dts, torch.tensor([c.eos_dt])])
         events.append((window_ids.tolist(), window_dts.tolist()))
@@ -167,6 +172,37 @@ def test_never_emits_special_tokens():
     assert (out.dts < 2).all()
 
 
+def test_given_dt_heads_end_windows_by_the_eos_dt():
+    """With ``id_head="given_dt"`` the dt is drawn first: an EOS dt ends the window, and a
+    value dt is always followed by a neuron id (never an id special, whatever its logit)."""
+    model = lively_model(id_head="given_dt")
+    c = model.config
+    u = constant_stream(model)
+    with torch.no_grad():
+        model.head_dt.weight[c.eos_dt] = 20 * u
+    out = generate_tokens(model, context_batch(), generator=seeded())
+    assert (out.lengths == 0).all()
+    with torch.no_grad():
+        model.head_dt.weight[c.eos_dt] = -20 * u
+        model.head_dt.weight[[c.sos_dt, c.pad_dt]] = 20 * u
+        model.head_id.weight[[c.sos_id, c.eos_id, c.pad_id]] = 20 * u
+    for settings in ({"greedy": True}, {}):
+        out = generate_tokens(model, context_batch(), max_new_tokens=MAX_NEW, generator=seeded(),
+                              **settings)
+        assert (out.lengths == MAX_NEW).all()
+        assert ((out.ids >= 0) & (out.ids < N_NEURONS)).all() and ((out.dts >= 0) & (out.dts < N_DT)).all()
+
+
+@pytest.mark.parametrize("settings", SETTINGS[:2])
+def test_given_dt_cached_sampler_matches_uncached_reference(settings):
+    model = lively_model(id_head="given_dt")
+    cached = generate_tokens(model, context_batch(), max_new_tokens=MAX_NEW, generator=seeded(), **settings)
+    reference = generate_tokens_reference(model, context_batch(), max_new_tokens=MAX_NEW,
+                                          generator=seeded(), **settings)
+    assert_same(cached, reference)
+    assert len(set(cached.lengths.tolist())) >= 2
+
+
 def test_top_k_one_equals_greedy():
     model = lively_model()
     greedy = generate_tokens(model, context_batch(), max_new_tokens=MAX_NEW, greedy=True)
@@ -194,7 +230,9 @@ def test_top_p_never_draws_outside_the_nucleus():
         window = {k: v[w : w + 1] for k, v in batch.items()}
         window["id"] = torch.tensor([[c.sos_id, *out.ids[w, :n]]])
         window["dt"] = torch.tensor([[0, *out.dts[w, :n]]])
-        logits = model(window)["logits_id"][0, :n]
+        next_dt = torch.tensor([[*out.dts[w, :n]]])  # the id was drawn given the next dt
+        z = model.decode(window["id"][:, :n], window["dt"][:, :n], context=model.encode_context(window))
+        logits = model.id_logits(z, window["id"][:, :n], window["dt"][:, :n], next_dt)[0]
         logits[:, [c.sos_id, c.pad_id]] = float("-inf")
         nucleus = filter_logits(logits, top_p=0.5).isfinite()
         assert nucleus[torch.arange(n), torch.as_tensor(out.ids[w, :n])].all()

@@ -26,8 +26,10 @@ def block(lengths, capacity, n_neurons, n_dt, generator):
     dts = torch.full((B, capacity + 1), n_dt + 2)
     for b, n in enumerate(lengths):
         ids[b, 0], dts[b, 0] = n_neurons, 0
-        ids[b, 1 : n + 1] = torch.randint(0, n_neurons, (n,), generator=generator)
-        dts[b, 1 : n + 1] = torch.randint(0, n_dt, (n,), generator=generator).sort().values
+        event_ids = torch.randint(0, n_neurons, (n,), generator=generator)
+        event_dts = torch.randint(0, n_dt, (n,), generator=generator)
+        order = torch.argsort(event_dts * n_neurons + event_ids)  # token order: time, then neuron
+        ids[b, 1 : n + 1], dts[b, 1 : n + 1] = event_ids[order], event_dts[order]
         ids[b, n + 1], dts[b, n + 1] = n_neurons + 1, n_dt + 1
     return ids, dts
 
@@ -207,9 +209,13 @@ def test_incremental_decoding_matches_full_forward():
     full = model(dict(batch, id=ids, dt=dts))["logits_id"]
     context = model.encode_context(batch)
     state = model.start_decoding(context)
-    steps = [model.token_logits(model.decode(ids[:, :3], dts[:, :3], state=state))[0]]  # a 3-token prefix
+    def id_logits(t0, t1):  # conditioned on the input dts, as the full forward without targets
+        z = model.decode(ids[:, t0:t1], dts[:, t0:t1], state=state)
+        return model.id_logits(z, ids[:, t0:t1], dts[:, t0:t1], dts[:, t0:t1])
+
+    steps = [id_logits(0, 3)]  # a 3-token prefix
     for t in range(3, 7):
-        steps.append(model.token_logits(model.decode(ids[:, t : t + 1], dts[:, t : t + 1], state=state))[0])
+        steps.append(id_logits(t, t + 1))
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
     assert state.length == 7
     # Selecting rows keeps the rows' caches.
@@ -292,23 +298,31 @@ def test_paper_parameter_count():
     (3 E^2 + 3 E) and Q + fused KV have the parameters of separate q, k, v; the 3-D frame
     position encoding has no parameters; ``clip_embd=None`` gives the original's E -> E
     projection (65,536). The lateral pretraining config has no behaviour modalities, so no
-    behaviour parameters enter either count.
+    behaviour parameters enter either count. The paper's independent id and dt heads are
+    ``id_head="independent"``; the default ``"given_dt"`` adds the dt-conditioned id path
+    (a dt embedding, a LayerNorm and a 256 -> 512 -> 256 MLP).
     """
     model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), frame_kernel=(3, 5, 5),
-                        contrastive=("id", "frames"))
+                        contrastive=("id", "frames"), id_head="independent")
     count = sum(p.numel() for p in model.parameters())
     unused_ln_f = 2 * 256
     assert count == 25_105_152 - unused_ln_f == 25_104_640
+    joint = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), frame_kernel=(3, 5, 5),
+                        contrastive=("id", "frames"))
+    E, dt_vocab = 256, 9
+    id_given_dt = dt_vocab * E + 2 * E + (E * 2 * E + 2 * E) + (2 * E * E + E)
+    assert sum(p.numel() for p in joint.parameters()) == count + id_given_dt
 
     # Contrastive off removes the 256 x 256 projection: spec 3.9 gives 25,039,616 for the original.
-    model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100))
+    model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), id_head="independent")
     assert sum(p.numel() for p in model.parameters()) == 25_039_616 - unused_ln_f
 
     # mconf_predict_all (spec header: 28,203,023): contrastive off, 3 behaviour variables with a
     # 4-layer cross-attention group and 3 regression heads (3 x 257 = one Linear(E, 3)). Our
     # behaviour embedding has 2 E = 512 parameters per variable where the original's ProjectNorm
     # has 516 (LayerNorm(1): 2, Linear(1, 2): 2, Linear(2, E): 512), and there is no ln_f.
-    model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), n_behavior_inputs=3, n_targets=3)
+    model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), n_behavior_inputs=3, n_targets=3,
+                        id_head="independent")
     assert sum(p.numel() for p in model.parameters()) == 28_203_023 - unused_ln_f - 3 * 4
 
 

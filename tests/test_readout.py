@@ -83,7 +83,7 @@ def test_readout_features_and_head_widths():
     ids = torch.tensor([[c.sos_id, 3, 4, c.eos_id], [c.sos_id, c.eos_id, c.pad_id, c.pad_id]])
     batch = {"id": ids, "dt": torch.tensor([[0, 1, 1, c.eos_dt], [0, c.eos_dt, c.pad_dt, c.pad_dt]])}
     out = count(batch)
-    features = count.readout_features(ids, out["pooled"])
+    features = count.readout_features(ids, batch["dt"], out["pooled"])
     assert features.shape == (2, E + 4)
     torch.testing.assert_close(features[:, :E], out["pooled"])
     code = count.count_code(torch.tensor([2.0, 0.0]))  # on the scale of pooled: sqrt(E)
@@ -95,7 +95,7 @@ def test_readout_features_and_head_widths():
     # the paper's readout is untouched: E inputs, no classification bias, pooled as it is
     assert mean.head_cls.weight.shape == (3, E) and mean.head_cls.bias is None
     assert mean.head_reg.weight.shape == (2, E)
-    assert mean.readout_features(ids, out["pooled"]) is out["pooled"]
+    assert mean.readout_features(ids, batch["dt"], out["pooled"]) is out["pooled"]
     assert set(mean.state_dict()) == set(count.state_dict())
 
 
@@ -188,3 +188,19 @@ def test_count_readout_on_a_pretrained_backbone(rate_data, pre, freeze, tmp_path
     reg.fit(X, y.astype(float))
     assert reg.model_config_.readout == "mean" and reg.model_.head_reg.weight.shape == (1, E)
     assert reg.model_.head_cls is None
+
+
+def test_binned_readout_reads_log_counts_per_neuron_and_time_bin():
+    config = dict(n_neurons=3, n_dt=7, n_classes=2, count_knots=(0.0, 1.0))
+    model = build_model("tiny", readout="mean+binned", count_bins=2, window_bins=6, **config).eval()
+    c, E = model.config, model.config.n_embd
+    # neuron 0 twice in bin 1 (first half), neuron 2 in bins 2 and 5 (one in each half)
+    ids = torch.tensor([[c.sos_id, 0, 0, 2, 2, c.eos_id]])
+    dts = torch.tensor([[0, 1, 1, 2, 5, c.eos_dt]])
+    features = model.readout_features(ids, dts, model({"id": ids, "dt": dts})["pooled"])
+    binned = features[0, E + 2:].reshape(3, 2)  # (neuron, half of the window)
+    expected = torch.log1p(torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
+    torch.testing.assert_close(binned, expected)
+    assert model.head_cls.weight.shape == (2, E + 2 + 3 * 2)
+    with pytest.raises(ValueError, match="count_bins"):
+        build_model("tiny", readout="mean+binned", count_bins=0, window_bins=6, **config)

@@ -82,6 +82,10 @@ def _fill_block(neuron, bins, offsets, capacity, id_specials, dt_specials):
     dts[:, 0] = 0  # the SOS position carries the "0 s" dt token (spec 2.3)
     first_kept = offsets[1:] - keep
     window = np.repeat(np.arange(n), n_events)
+    # the token order (time bin, then neuron) whatever order the events came in: the model
+    # gives other orders probability 0
+    order = np.lexsort((neuron, bins, window))
+    neuron, bins = neuron[order], bins[order]
     rank = np.arange(len(neuron)) - np.repeat(first_kept, n_events)  # position among kept
     kept = rank >= 0
     rows, cols = window[kept], 1 + rank[kept]

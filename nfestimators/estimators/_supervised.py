@@ -16,6 +16,14 @@ from ._base import NeuroformerBase
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
 FREEZE_OPTIONS = ("none", "backbone")
 COUNT_KNOTS = 16  # knots of the spike-count code of readout="mean+count"
+COUNT_BINS = 5  # time bins per window of the per-neuron counts of readout="mean+binned"
+
+
+def count_bins_for(n_bins):
+    """Time bins of the ``"mean+binned"`` per-neuron counts for windows of ``n_bins`` bins:
+    COUNT_BINS (coarse enough that a linear read of them generalises from a few hundred
+    windows), or every bin of shorter windows."""
+    return int(min(COUNT_BINS, n_bins))
 
 
 class SupervisedNeuroformer(NeuroformerBase):
@@ -113,14 +121,20 @@ class SupervisedNeuroformer(NeuroformerBase):
         return self._train(store, weights, bprop, init_state=init_state, trainable=trainable)
 
     def _readout_config(self, n_tokens):
-        """Model config fields of the head's readout; with ``"mean+count"``, the knots of the
-        count code at COUNT_KNOTS evenly spaced quantiles (0 to 1) of ``log(1 + n)`` over the
-        training windows (``n_tokens``: spike tokens kept per window), repeated values once."""
+        """Model config fields of the head's readout; with ``"mean+count"`` and
+        ``"mean+binned"``, the knots of the count code at COUNT_KNOTS evenly spaced quantiles
+        (0 to 1) of ``log(1 + n)`` over the training windows (``n_tokens``: spike tokens kept
+        per window), repeated values once; with ``"mean+binned"``, the time bins of the
+        per-neuron counts (:func:`count_bins_for`)."""
         if self.readout == "mean":
             return {"readout": "mean", "count_knots": ()}
         log_counts = np.log1p(np.asarray(n_tokens, dtype=np.float64))
         knots = np.unique(np.quantile(log_counts, np.linspace(0.0, 1.0, COUNT_KNOTS)))
-        return {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
+        fields = {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
+        if self.readout == "mean+binned":
+            n_bins = int(self.tokenizer_.n_bins_)
+            fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins))
+        return fields
 
     def _dropout_override(self):
         if self.dropout is None:

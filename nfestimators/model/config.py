@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 MODALITIES = ("id", "frames", "behavior")
-READOUTS = ("mean", "mean+count")
+READOUTS = ("mean", "mean+count", "mean+binned")
 
 
 @dataclass
@@ -57,6 +57,17 @@ class NeuroformerConfig:
         ``"mean+count"``: that mean and a code of the current window's spike count n
         scaled by ``sqrt(n_embd)``, (B, E + len(count_knots)). The mean alone cannot tell
         how many spikes a window holds, and rate codes live in that number.
+        ``"mean+binned"``: both, followed by ``log(1 + c)`` of every neuron's spike count c
+        in each of ``count_bins`` equal time bins of the current window, (B, E + K +
+        n_neurons * count_bins): a linear (count) decoder inside the head, which the
+        transformer's features complement (spike order, timing below the bins, the past
+        window and the other modalities), so that the head starts from what a linear
+        decoder of binned counts reads.
+    count_bins : int
+        Time bins of the ``"mean+binned"`` counts (the window's dt values ``0..window_bins -
+        1`` split into this many equal groups).
+    window_bins : int
+        Bins (dt values) of a current window; used by ``"mean+binned"``.
     count_knots : tuple of float
         Knots, strictly increasing, on the axis ``log(1 + n)`` of the ``"mean+count"``
         code: piecewise-linear interpolation weights ("hat" functions; the two knots around
@@ -78,6 +89,12 @@ class NeuroformerConfig:
     loss_weight_id, loss_weight_dt, loss_weight_contrastive, loss_weight_regression, \
 loss_weight_classification : float
         Default weights of :meth:`Neuroformer.total_loss`.
+    id_head : {"given_dt", "independent"}
+        How the next token's neuron id is predicted. ``"given_dt"``: from the final stream
+        and the next token's dt (the joint of id and dt factorised exactly as
+        ``P(dt) P(id | dt)``; see :meth:`Neuroformer.token_logits`). ``"independent"``: the
+        paper's two independent heads, whose product cannot represent the ordering of
+        spikes inside a bin.
     compat_drop_frame_pe : bool
         Original behaviour (spec 3.3): the 3-D frame position encoding is computed and
         discarded, so frame tokens carry no position.
@@ -120,6 +137,8 @@ loss_weight_classification : float
     n_classes: int = 0
     readout: str = "mean"
     count_knots: tuple[float, ...] = ()
+    count_bins: int = 0
+    window_bins: int = 0
     contrastive: tuple[str, ...] = ("id",)
     clip_embd: int | None = None
     clip_temp: float = 0.5
@@ -129,6 +148,7 @@ loss_weight_classification : float
     loss_weight_contrastive: float = 0.25
     loss_weight_regression: float = 1.0
     loss_weight_classification: float = 1.0
+    id_head: str = "given_dt"
     compat_drop_frame_pe: bool = False
     compat_layernorm_behavior: bool = False
     compat_attend_pad: bool = False
@@ -149,10 +169,15 @@ loss_weight_classification : float
             raise ValueError(f"n_embd must be even, got {self.n_embd}")
         if self.time_embedding not in ("learned", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'learned' or 'sinusoidal', got {self.time_embedding!r}")
+        if self.id_head not in ("given_dt", "independent"):
+            raise ValueError(f"id_head must be 'given_dt' or 'independent'; got {self.id_head!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}")
         self.count_knots = tuple(float(k) for k in self.count_knots)
-        if self.readout == "mean+count":
+        if self.readout == "mean+binned" and not 1 <= self.count_bins <= self.window_bins:
+            raise ValueError("readout='mean+binned' needs 1 <= count_bins <= window_bins; got "
+                             f"count_bins={self.count_bins}, window_bins={self.window_bins}")
+        if self.readout in ("mean+count", "mean+binned"):
             knots = self.count_knots
             if not knots or not all(math.isfinite(k) for k in knots) or any(
                     b <= a for a, b in zip(knots, knots[1:])):

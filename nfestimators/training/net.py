@@ -212,9 +212,10 @@ class NeuroformerNet(NeuralNet):
         global batch's (see :func:`~nfestimators.training.distributed.loss_shares`)."""
         with self._autocast():
             if self.strategy == "ddp":
-                # targets stay out of the forward: the losses are computed over the global batch
-                inputs = {k: v for k, v in batch.items()
-                          if not k.startswith("target_") and k != distributed.GLOBAL_SIZE}
+                # targets stay out of the forward: the losses are computed over the global
+                # batch; the next dt stays in, the id logits are conditioned on it
+                inputs = {k: v for k, v in batch.items() if k == "target_dt" or not (
+                    k.startswith("target_") or k == distributed.GLOBAL_SIZE)}
                 out = self.module_(inputs)
                 config = distributed.unwrap(self.module_).config
                 losses = distributed.loss_shares(out, batch, config, self.rank_, self.world_size_)
