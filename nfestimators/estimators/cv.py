@@ -1,0 +1,283 @@
+"""Neuroformer estimators that choose their own settings on validation rows, in the manner of
+:class:`~sklearn.linear_model.RidgeCV` and :class:`~sklearn.linear_model.LogisticRegressionCV`.
+
+``fit`` searches a small grid (the time resolution, the head's readout, the weight of the spike
+objective, optionally a pretrained backbone fitted on the training rows' spikes) on validation
+rows carved from the training rows, then refits the best setting on all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedShuffleSplit
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ..data import SpikeWindows, as_windows
+from .classifier import NeuroformerClassifier
+from .pretrainer import NeuroformerPretrainer
+from .regressor import NeuroformerRegressor
+
+BINS_PER_WINDOW = (50, 10)  # the coarser time resolutions searched, in bins per window
+READOUTS_SEARCHED = ("mean+count", "mean+binned")
+SCLM_WEIGHTS = (0.0, 1.0)
+VALIDATION_FRACTION = 0.2
+
+
+def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
+    """Bin widths to search for the windows ``X``: their own (None), and for each number in
+    ``bins_per_window`` the whole multiple of ``X.dt`` dividing the current and past windows
+    whose bin count is closest to it (coarser ones only, each once).
+
+    Parameters
+    ----------
+    X : SpikeWindows
+    bins_per_window : sequence of int
+
+    Returns
+    -------
+    list of (None or float)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nfestimators import SpikeWindows
+    >>> X = SpikeWindows.from_array(np.zeros((2, 3, 500), dtype=int), dt=0.001)
+    >>> candidate_bin_widths(X)
+    [None, 0.01, 0.05]
+    """
+    factors = [f for f in range(1, X.n_bins + 1)
+               if X.n_bins % f == 0 and X.n_prev_bins % f == 0]
+    widths = [None]
+    for target in bins_per_window:
+        factor = min(factors, key=lambda f: (abs(X.n_bins / f - target), f))
+        width = round(X.dt * factor, 12)
+        if factor > 1 and width not in widths:
+            widths.append(width)
+    return widths
+
+
+def default_grid(X):
+    """The grid searched when ``param_grid`` is None (see the CV estimators' docstrings)."""
+    try:
+        windows = X if isinstance(X, SpikeWindows) else as_windows(np.asarray(X))
+        widths = candidate_bin_widths(windows)
+    except (TypeError, ValueError):  # the estimator's own checks will say what is wrong
+        widths = [None]
+    return {"dt": widths, "readout": list(READOUTS_SEARCHED),
+            "sclm_weight": list(SCLM_WEIGHTS)}
+
+
+class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """Shared search: subclasses set the base estimator and the default validation split."""
+
+    def __init__(self, estimator=None, *, param_grid=None, cv=None, scoring=None,
+                 pretrain=False, n_jobs=None, random_state=None, verbose=0):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.cv = cv
+        self.scoring = scoring
+        self.pretrain = pretrain
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        base = self._base_estimator().__sklearn_tags__()
+        tags.input_tags = base.input_tags
+        tags.target_tags = base.target_tags
+        tags.non_deterministic = base.non_deterministic
+        return tags
+
+    def _base_estimator(self):
+        if self.estimator is None:
+            return self._default_estimator()
+        if not isinstance(self.estimator, self._estimator_type_expected):
+            raise TypeError(f"estimator must be a {self._estimator_type_expected.__name__}; "
+                            f"got {type(self.estimator).__name__}.")
+        return self.estimator
+
+    def _grids(self, X, y, base):
+        """The grids searched: ``param_grid`` or the default one, plus the pretrained arm."""
+        grid = self.param_grid if self.param_grid is not None else default_grid(X)
+        grids = list(grid) if isinstance(grid, (list, tuple)) else [dict(grid)]
+        if not self.pretrain:
+            return grids
+        pretrainer = self._fit_pretrainer(X, base)
+        return grids + [{"pretrained": [FrozenEstimator(pretrainer)],
+                         "readout": list(READOUTS_SEARCHED), "sclm_weight": list(SCLM_WEIGHTS)}]
+
+    def _fit_pretrainer(self, X, base):
+        """A pretrainer on the spikes of all training rows (labels withheld), at the finest
+        searched resolution of at most ``BINS_PER_WINDOW[0]`` bins per window."""
+        windows = X if isinstance(X, SpikeWindows) else as_windows(np.asarray(X))
+        widths = candidate_bin_widths(windows)
+        dt = widths[1] if windows.n_bins > BINS_PER_WINDOW[0] and len(widths) > 1 else None
+        shared = {k: v for k, v in base.get_params(deep=False).items()
+                  if k in NeuroformerPretrainer().get_params(deep=False)
+                  and k not in ("max_epochs", "n_iter_no_change", "validation_fraction")}
+        shared.update(dt=dt, random_state=self.random_state, verbose=self.verbose)
+        self.pretrainer_ = NeuroformerPretrainer(**shared).fit(X)
+        return self.pretrainer_
+
+    def fit(self, X, y):
+        """Search the grid on validation rows of ``(X, y)``, then refit the best setting on
+        all of them.
+
+        Returns
+        -------
+        self
+        """
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None.")
+        self._check_targets(y)
+        base = clone(self._base_estimator()).set_params(random_state=self.random_state)
+        if self.pretrain not in (True, False):
+            raise ValueError(f"pretrain must be True or False; got {self.pretrain!r}.")
+        if len(np.asarray(y)) < 2:  # no rows to validate on: the estimator says what is wrong
+            clone(base).fit(X, y)
+        grids = self._grids(X, y, base)
+        cv = self.cv if self.cv is not None else self._default_cv(y)
+        search = GridSearchCV(base, grids, cv=cv, scoring=self.scoring, n_jobs=self.n_jobs,
+                              refit=True, error_score="raise", verbose=self.verbose)
+        search.fit(X, y)
+        self.best_estimator_ = search.best_estimator_
+        self.best_params_ = search.best_params_
+        self.best_score_ = float(search.best_score_)
+        self.cv_results_ = search.cv_results_
+        self.n_features_in_ = self.best_estimator_.n_features_in_
+        return self
+
+    def predict(self, X):
+        """Predictions of the refitted best estimator."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Score of the refitted best estimator (accuracy or R²)."""
+        check_is_fitted(self)
+        return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+
+
+_SHARED_DOC = """
+    Parameters
+    ----------
+    estimator : {name}, optional
+        The estimator whose settings are searched (its other parameters stay as given);
+        default ``{name}()``.
+    param_grid : dict or list of dict, optional
+        Settings to search (parameter names of ``estimator``). Default: ``dt`` among the
+        windows' own bins and the whole multiples of them closest to 50 and 10 bins per
+        window (:func:`candidate_bin_widths`), ``readout`` in ``("mean+count",
+        "mean+binned")`` and ``sclm_weight`` in ``(0.0, 1.0)``: 12 settings at most.
+    cv : int, cross-validation generator or iterable, optional
+        Validation splits; default {cv_default}
+    scoring : str or callable, optional
+        Score to maximise on the validation rows (default: the estimator's ``score``).
+    pretrain : bool, default=False
+        Also search a pretrained arm: a :class:`NeuroformerPretrainer` fitted on the
+        spikes of all training rows (labels withheld; at the searched resolution of at
+        most 50 bins per window), finetuned with each ``readout`` and ``sclm_weight``.
+    n_jobs : int, optional
+        Settings fitted in parallel (processes; several can share one GPU).
+    random_state : int, RandomState instance or None
+        Seeds the validation split and every fit.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    best_estimator_ : {name}
+        The best setting refitted on all training rows.
+    best_params_ : dict
+    best_score_ : float
+        Mean validation score of the best setting.
+    cv_results_ : dict of ndarray
+        As :attr:`sklearn.model_selection.GridSearchCV.cv_results_`.
+    pretrainer_ : NeuroformerPretrainer
+        With ``pretrain=True``: the pretrainer of the pretrained arm.
+    n_features_in_ : int
+"""
+
+
+class NeuroformerClassifierCV(ClassifierMixin, _NeuroformerSearchCV):
+    __doc__ = ("""Neuroformer classifier that chooses its time resolution, readout and
+    spike-objective weight on validation rows, then refits on all training rows.
+""" + _SHARED_DOC.format(
+        name="NeuroformerClassifier",
+        cv_default="one stratified split holding out 20 % of the rows.") + """
+    classes_ : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> from nfestimators import NeuroformerClassifier, NeuroformerClassifierCV
+    >>> from nfestimators.datasets import make_spiking_data
+    >>> data = make_spiking_data(n_neurons=20, duration=20.0, random_state=0)
+    >>> search = NeuroformerClassifierCV(
+    ...     NeuroformerClassifier(preset="tiny", max_epochs=1),
+    ...     param_grid={"readout": ["mean", "mean+count"]}, random_state=0)
+    >>> search.fit(data.windows, data.labels).predict(data.windows).shape
+    (400,)
+    >>> sorted(search.best_params_)
+    ['readout']
+    """)
+    _estimator_type_expected = NeuroformerClassifier
+
+    def _default_estimator(self):
+        return NeuroformerClassifier()
+
+    @staticmethod
+    def _check_targets(y):
+        check_classification_targets(y)
+
+    def _default_cv(self, y):
+        return StratifiedShuffleSplit(n_splits=1, test_size=VALIDATION_FRACTION,
+                                      random_state=self.random_state)
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self.classes_ = self.best_estimator_.classes_
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities of the refitted best estimator."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict_proba(X)
+
+
+class NeuroformerRegressorCV(RegressorMixin, _NeuroformerSearchCV):
+    __doc__ = ("""Neuroformer regressor that chooses its time resolution, readout and
+    spike-objective weight on validation rows, then refits on all training rows.
+""" + _SHARED_DOC.format(
+        name="NeuroformerRegressor",
+        cv_default="the last 20 % of the rows in the order given (windows of a "
+                   "recording in time order: a contiguous block, so that the autocorrelated "
+                   "neighbours of a validation window are not in training).") + """
+    Examples
+    --------
+    >>> from nfestimators import NeuroformerRegressor, NeuroformerRegressorCV
+    >>> from nfestimators.datasets import make_spiking_data
+    >>> data = make_spiking_data(n_neurons=20, duration=20.0, random_state=0)
+    >>> search = NeuroformerRegressorCV(
+    ...     NeuroformerRegressor(preset="tiny", max_epochs=1),
+    ...     param_grid={"readout": ["mean", "mean+count"]}, random_state=0)
+    >>> search.fit(data.windows, data.behavior).predict(data.windows).shape
+    (400, 3)
+    """)
+    _estimator_type_expected = NeuroformerRegressor
+
+    def _default_estimator(self):
+        return NeuroformerRegressor()
+
+    @staticmethod
+    def _check_targets(y):
+        """The regressor checks its targets itself."""
+
+    def _default_cv(self, y):
+        n = len(np.asarray(y))
+        fold = np.full(n, -1)
+        fold[n - max(1, int(round(VALIDATION_FRACTION * n))):] = 0
+        return PredefinedSplit(fold)
