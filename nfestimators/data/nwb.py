@@ -14,11 +14,12 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._extras import import_extra
+from .intervals import end_covering, windows_in_intervals
 from .windows import SpikeWindows
 
 __all__ = ["load_nwb"]
 
-_DECIMALS = 6  # window ends are rounded like the SpikeWindows builders round them
+_DECIMALS = 6  # times are rounded like the SpikeWindows builders round them
 _AXES = ("x", "y", "z")
 
 
@@ -119,12 +120,17 @@ def _windows_from_nwbfile(nwb, args):
     rows = _selected_units(nwb.units, args["unit_column"], args["unit_values"])
     times, units = _spikes_of(nwb.units, rows)
     table = _trials_table(nwb, args["trials"])
-    geometry = dict(dt=args["dt"], window=args["window"], prev_window=args["prev_window"],
-                    n_neurons=len(rows))
     if table is None:
-        X, window_time = _continuous_windows(times, units, stride=args["stride"], **geometry)
+        if args["window"] is None:
+            raise ValueError("window=None (one window per trial) needs a trials table; give a "
+                             "window length in seconds.")
+        start, stop = [0.0], [end_covering(times[-1], args["window"], args["stride"])]
     else:
-        X, window_time = _trial_windows(times, units, table, stride=args["stride"], **geometry)
+        start = _column(table, "start_time", "trials table").astype(np.float64)
+        stop = _column(table, "stop_time", "trials table").astype(np.float64)
+    X, window_time = windows_in_intervals(
+        times, units, start, stop, dt=args["dt"], window=args["window"],
+        prev_window=args["prev_window"], stride=args["stride"], n_neurons=len(rows))
     labels = None
     if args["label_column"] is not None:
         if table is None:
@@ -211,57 +217,6 @@ def _trials_table(nwb, trials):
         raise ValueError(f"the NWB file has no intervals table {trials!r}; it has "
                          f"{sorted(tables)}.")
     return tables[trials].to_dataframe()
-
-
-def _window_ends(duration, window, stride, cover=False):
-    """Ends (s) of the windows of ``window`` seconds every ``stride`` inside ``[0, duration]``
-    (``cover``: one more window when needed so that the last one reaches past ``duration``)."""
-    step = window if stride is None else float(stride)
-    if not step > 0:
-        raise ValueError(f"stride must be a positive number of seconds; got {stride!r}.")
-    rounding = np.ceil if cover else np.floor
-    n = int(rounding(round((duration - window) / step, _DECIMALS))) + 1
-    if cover and n >= 1 and window + step * (n - 1) <= duration:
-        n += 1
-    return np.round(window + step * np.arange(max(n, 0)), _DECIMALS)
-
-
-def _continuous_windows(times, units, *, dt, window, prev_window, stride, n_neurons):
-    if window is None:
-        raise ValueError("window=None (one window per trial) needs a trials table; give a "
-                         "window length in seconds.")
-    ends = _window_ends(float(times[-1]), float(window), stride, cover=True)
-    if ends.size == 0:
-        raise ValueError(f"no window of {window} s fits before the last spike "
-                         f"({times[-1]:.3f} s).")
-    X = SpikeWindows.from_spike_times(times, units, ends, dt=dt, window=window,
-                                      prev_window=prev_window, n_neurons=n_neurons)
-    return X, X.window_end.copy()
-
-
-def _trial_windows(times, units, table, *, dt, window, prev_window, stride, n_neurons):
-    start = _column(table, "start_time", "trials table").astype(np.float64)
-    stop = _column(table, "stop_time", "trials table").astype(np.float64)
-    duration = stop - start
-    if window is None:
-        if prev_window:
-            raise ValueError("prev_window needs window: whole-trial windows have no past.")
-        window = float(np.ceil(round(duration.max() / dt, _DECIMALS)) * dt)
-        ends = [np.array([window]) for _ in duration]
-    else:
-        ends = [_window_ends(d, float(window), stride) for d in duration]
-    trial = np.repeat(np.arange(len(table)), [len(e) for e in ends])
-    if trial.size == 0:
-        raise ValueError(f"no window of {window} s fits in any trial (longest "
-                         f"{duration.max():.3f} s).")
-    lo, hi = np.searchsorted(times, start), np.searchsorted(times, stop)
-    spike_index = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
-    spike_trial = np.repeat(np.arange(len(table)), hi - lo)
-    X = SpikeWindows.from_spike_times(times[spike_index] - start[spike_trial], units[spike_index],
-                                      np.concatenate(ends), dt=dt, window=window,
-                                      prev_window=prev_window, n_neurons=n_neurons, trial=trial,
-                                      spike_trial=spike_trial)
-    return X, np.round(start[X.trial] + X.window_end, _DECIMALS)
 
 
 # --------------------------------------------------------------------- behaviour
