@@ -70,12 +70,15 @@ def main(argv=None):
     counts = np.concatenate([X.to_counts().sum(2), X.to_counts(past=True).sum(2)], axis=1)
     ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
     ridge.fit(counts[train], Y[train])
-    print(f"behaviour decoding R2 (held out): Neuroformer {r2_score(Y[test], reg.predict(X[test])):.3f}"
-          f" | Ridge on current+past counts {r2_score(Y[test], ridge.predict(counts[test])):.3f}")
+    r2_neuroformer = r2_score(Y[test], reg.predict(X[test]))
+    r2_ridge = r2_score(Y[test], ridge.predict(counts[test]))
+    print(f"behaviour decoding R2 (held out): Neuroformer {r2_neuroformer:.3f}"
+          f" | Ridge on current+past counts {r2_ridge:.3f}")
 
     probe = make_pipeline(FrozenEstimator(pre), LogisticRegression(max_iter=2000))
     probe.fit(X[train], data.labels[train])
-    print(f"condition from pretrained latents: accuracy {probe.score(X[test], data.labels[test]):.3f}"
+    accuracy = probe.score(X[test], data.labels[test])
+    print(f"condition from pretrained latents: accuracy {accuracy:.3f}"
           f" (chance {1 / len(np.unique(data.labels)):.3f})")
 
     generated = pre.sample(X[test], random_state=args.seed)

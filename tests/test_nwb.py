@@ -15,6 +15,7 @@ from pynwb.image import ImageSeries  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "nwb" / "A8604-211122.nwb"
 
+ABSENT = f"real NWB file {REAL} is absent (../shared/data beside the repo)"
 SPIKES = {0: [0.012, 0.35, 1.21, 2.5], 1: [0.5, 0.51, 1.7], 2: [0.2, 2.9]}
 QUALITY = ["good", "mua", "good"]
 
@@ -47,7 +48,7 @@ def write_session(path, *, behavior=True, stimulus=True, trials=True):
     return path
 
 
-@pytest.mark.skipif(not REAL.exists(), reason=f"real NWB file {REAL} is absent (../shared/data beside the repo)")
+@pytest.mark.skipif(not REAL.exists(), reason=ABSENT)
 def test_real_units_file_gives_every_spike_once():
     data = load_nwb(REAL, dt=0.01, window=0.1)
     X = data.windows
@@ -62,7 +63,7 @@ def test_real_units_file_gives_every_spike_once():
     assert data.trials is None and data.labels is None and data.behavior is None
 
 
-@pytest.mark.skipif(not REAL.exists(), reason=f"real NWB file {REAL} is absent (../shared/data beside the repo)")
+@pytest.mark.skipif(not REAL.exists(), reason=ABSENT)
 def test_real_file_epochs_table_and_unit_selection():
     data = load_nwb(REAL, dt=0.01, window=0.5, trials="epochs", unit_column="group",
                     unit_values=0)
