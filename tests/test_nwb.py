@@ -138,6 +138,13 @@ def test_image_stimulus_frames_at_window_ends(tmp_path):
     assert sub.stimulus is X.stimulus and sub.frame_index.tolist() == X.frame_index[[1, 3]].tolist()
 
 
+def test_behavior_warning_points_at_the_caller(tmp_path):
+    path = write_session(tmp_path / "s.nwb", stimulus=False)
+    with pytest.warns(UserWarning) as caught:
+        load_nwb(path, dt=0.05, window=0.25)
+    assert caught[0].filename == __file__
+
+
 def test_an_open_nwbfile_is_read_too(tmp_path):
     path = write_session(tmp_path / "s.nwb")
     with pynwb.NWBHDF5IO(str(path), "r") as io:
@@ -150,6 +157,7 @@ def test_an_open_nwbfile_is_read_too(tmp_path):
     (dict(unit_values="good"), "needs unit_column"),
     (dict(unit_column="depth", unit_values=1), "no column 'depth'.*quality"),
     (dict(unit_column="quality", unit_values="noise"), "no unit has quality"),
+    (dict(unit_column="quality", unit_values="goodish"), "no unit has quality"),  # no prefix
     (dict(label_column="side"), "trials table has no column 'side'"),
     (dict(behavior=["head"]), r"\['head'\] are not in processing.*position.*speed"),
     (dict(stimulus="movie2"), "'movie2' is not a greyscale"),

@@ -95,9 +95,9 @@ def load_nwb(path, *, dt, window, prev_window=0.0, stride=None, unit_column=None
     Examples
     --------
     >>> from nfestimators.data import load_nwb
-    >>> data = load_nwb("session.nwb", dt=0.01, window=0.1)       # doctest: +SKIP
-    >>> data.windows                                               # doctest: +SKIP
-    SpikeWindows(n_samples=10873, n_neurons=3, window=0.1s, dt=0.01s)
+    >>> data = load_nwb("A8604-211122.nwb", dt=0.01, window=0.1)  # doctest: +SKIP
+    >>> data.windows, data.unit_ids                                # doctest: +SKIP
+    (SpikeWindows(n_samples=10874, n_neurons=3, window=0.1s, dt=0.01s), array([  6, 191, 206]))
     """
     options = dict(dt=dt, window=window, prev_window=prev_window, stride=stride,
                    unit_column=unit_column, unit_values=unit_values, trials=trials,
@@ -140,14 +140,7 @@ def _windows_from_nwbfile(nwb, args):
     series = _behavior_series(nwb, args["behavior"])
     if series:
         values, names = _behavior_at(series, window_time, args["max_behavior_gap"])
-        keep = np.all(np.isfinite(values), axis=1)
-        if not keep.any():
-            raise ValueError("no window end falls inside the recorded behaviour; check the "
-                             "behaviour timestamps or pass behavior=None.")
-        if not keep.all():
-            warnings.warn(f"{np.count_nonzero(~keep)} of {len(keep)} windows have no behaviour "
-                          "value at their end (outside the recorded behaviour, in a gap or next "
-                          "to a NaN sample) and were dropped.", stacklevel=3)
+        keep = _windows_with_behavior(values)
         X, window_time = X[keep].with_behavior(values[keep], names), window_time[keep]
         labels = None if labels is None else labels[keep]
     movie = _stimulus_series(nwb, args["stimulus"])
@@ -182,7 +175,7 @@ def _selected_units(units, column, values):
     cells = np.asarray(units[column][:])
     if cells.dtype.kind == "S":
         cells = cells.astype(str)
-    rows = np.flatnonzero(np.isin(cells, np.atleast_1d(np.asarray(values, dtype=cells.dtype))))
+    rows = np.flatnonzero(np.isin(cells, np.atleast_1d(np.asarray(values))))
     if rows.size == 0:
         raise ValueError(f"no unit has {column} in {values!r}; the column holds "
                          f"{sorted(set(cells.tolist()))[:10]}.")
@@ -240,6 +233,19 @@ def _behavior_series(nwb, behavior):
         raise ValueError(f"behaviour series {missing} are not in processing['behavior']; it "
                          f"holds {sorted(found)}.")
     return {n: found[n] for n in names}
+
+
+def _windows_with_behavior(values):
+    """Mask of the windows whose behaviour is defined; warns with the count of the others."""
+    keep = np.all(np.isfinite(values), axis=1)
+    if not keep.any():
+        raise ValueError("no window end falls inside the recorded behaviour; check the "
+                         "behaviour timestamps or pass behavior=None.")
+    if not keep.all():
+        warnings.warn(f"{np.count_nonzero(~keep)} of {len(keep)} windows have no behaviour "
+                      "value at their end (outside the recorded behaviour, in a gap or next "
+                      "to a NaN sample) and were dropped.", stacklevel=4)
+    return keep
 
 
 def _series_times(series):
