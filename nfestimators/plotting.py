@@ -190,9 +190,10 @@ def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", g
 
 def _time_in_trial(X):
     """Each window's end counted from the first window end of its trial, plus one window."""
-    first = {t: X.window_end[X.trial == t].min() for t in np.unique(X.trial)}
-    offset = np.array([first[t] for t in X.trial]) if len(X) else np.zeros(0)
-    return np.round(X.window_end - offset + X.window, 6)
+    _, trial = np.unique(X.trial, return_inverse=True)
+    first = np.full(trial.max() + 1, np.inf)
+    np.minimum.at(first, trial, X.window_end)
+    return np.round(X.window_end - first[trial] + X.window, 6)
 
 
 def _pool_points(x, hist, max_points):

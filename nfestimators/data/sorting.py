@@ -70,7 +70,8 @@ def from_pynapple(spikes, *, dt, window, prev_window=0.0, stride=None, epochs=No
 
     Needs pynapple (``pip install 'nfestimators[pynapple]'``). Each interval of ``epochs``
     (default the spikes' ``time_support``) becomes one trial; windows run inside it, time
-    counted from its start, holding the spikes in ``[start, end)``.
+    counted from its start, holding the spikes in ``[start, end)`` (a TsGroup's default time
+    support ends at its last spike, which is then left out: pass ``epochs`` to keep it).
 
     Parameters
     ----------
