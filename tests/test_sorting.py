@@ -102,3 +102,14 @@ def test_missing_library_names_the_extra(monkeypatch, module, extra, call):
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=rf"pip install 'nfestimators\[{extra}\]'"):
         call(object(), dt=0.01, window=0.1)
+
+
+def test_importing_the_package_loads_no_optional_library():
+    import subprocess
+
+    code = ("import sys, nfestimators, nfestimators.data, nfestimators.plotting; "
+            "print(sorted(m for m in ('pynwb', 'spikeinterface', 'pynapple', 'distributed') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
