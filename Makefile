@@ -10,13 +10,14 @@ TORCH_SPEC ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,plot,docs]"
+	$(PY) -m pip install -q -e ".[test,plot,docs,nwb,spikeinterface,pynapple,dask]"
 	touch $@
 
 install: $(VENV)/.installed
 
+# `make demo SMALL=1`: the tiny version, in seconds (python -m nfestimators.demo --help).
 demo: install
-	$(PY) -m nfestimators.demo
+	$(PY) -m nfestimators.demo $(if $(SMALL),--small)
 
 test: install
 	$(PY) -m pytest -n 2 -q

@@ -13,7 +13,8 @@ import numpy as np
 
 from nfestimators.metrics import _check_pair, _events, _psth_from_events
 
-__all__ = ["plot_raster", "plot_psth", "plot_embedding", "plot_loss"]
+__all__ = ["plot_raster", "plot_psth", "plot_embedding", "plot_loss", "plot_true_vs_predicted",
+           "plot_confusion_matrix"]
 
 
 def _pyplot():
@@ -113,8 +114,16 @@ def plot_raster(true, generated=None, ax=None, *, neurons=None, marker_size=4.0,
     return axes[0] if generated is None else np.array(axes, dtype=object)
 
 
-def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", groups=None):
+def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", groups=None,
+              max_points=200):
     """PSTHs (spike counts per time point, summed over trials) of true and generated spikes.
+
+    By default the time axis is the **time within each trial** of ``true`` (its
+    ``window_end`` counted from the trial's first window), so trials from
+    :meth:`~nfestimators.SpikeWindows.from_trials` and trials cut from one recording with
+    ``from_counts(trial=...)`` are summed alike; and a long continuous recording is pooled into
+    at most ``max_points`` time points (consecutive points summed), so the curve stays
+    readable instead of one point per window.
 
     Parameters
     ----------
@@ -126,8 +135,13 @@ def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", g
         Neurons to draw, one line each; by default the population PSTH (summed over neurons).
     ax : matplotlib Axes, optional
         Where to draw; a new figure by default.
-    bin_by, groups :
-        Time resolution and trial grouping, as in :func:`nfestimators.metrics.psth`.
+    bin_by : {"window", "bin"}, default="window"
+        One point per window or per bin, as in :func:`nfestimators.metrics.psth`.
+    groups : array-like of shape (n_windows,), optional
+        Time label of every window (windows sharing one are summed), as in
+        :func:`nfestimators.metrics.psth`; default the time within the trial (see above).
+    max_points : int or None, default=200
+        Most points drawn per curve; ``None`` draws every time point.
 
     Returns
     -------
@@ -149,38 +163,62 @@ def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", g
     else:
         t_ev, g_ev = _check_pair(true, generated, same_bins=bin_by == "bin")
         series = [("true", t_ev, "-"), ("generated", g_ev, "--")]
+    if max_points is not None and (isinstance(max_points, bool) or
+                                   not isinstance(max_points, numbers.Integral) or max_points < 2):
+        raise ValueError(f"max_points must be an integer >= 2 or None; got {max_points!r}.")
     subset = _neuron_subset(neurons, t_ev.n_neurons)
+    timed = groups is None and t_ev.window_end is not None  # SpikeWindows: times and trials
+    if timed:
+        groups = _time_in_trial(true)
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6, 3.5))
     colors = [f"C{i % 10}" for i in range(1 if subset is None else len(subset))]
     for name, ev, style in series:
         hist = _psth_from_events(ev, bin_by, groups, t_ev)  # (n_points, n_neurons)
-        x = _psth_x(t_ev, bin_by, groups, len(hist))
+        x = _psth_x(t_ev, bin_by, groups if timed else None, len(hist))
+        x, hist, pooled = _pool_points(x, hist, max_points)
         if subset is None:
             ax.plot(x, hist.sum(axis=1), style, color=colors[0], label=f"{name}, all neurons")
             continue
         for color, n in zip(colors, subset):
             ax.plot(x, hist[:, n], style, color=color, label=f"{name}, neuron {n}")
-    timed = groups is None and t_ev.window_end is not None
     ax.set_xlabel("time (s)" if timed else "time point")
-    ax.set_ylabel("spike count")
+    ax.set_ylabel("spike count" if pooled == 1 else f"spike count per {pooled} time points")
     ax.legend(fontsize="small")
     return ax
 
 
-def _psth_x(ev, bin_by, groups, n_points):
-    """x of each PSTH point: window or bin centres (s) for SpikeWindows with default groups,
+def _time_in_trial(X):
+    """Each window's end counted from the first window end of its trial, plus one window."""
+    _, trial = np.unique(X.trial, return_inverse=True)
+    first = np.full(trial.max() + 1, np.inf)
+    np.minimum.at(first, trial, X.window_end)
+    return np.round(X.window_end - first[trial] + X.window, 6)
+
+
+def _pool_points(x, hist, max_points):
+    """Sum consecutive PSTH points so that at most ``max_points`` remain (x: their mean)."""
+    factor = 1 if max_points is None else int(np.ceil(len(x) / max_points))
+    if factor <= 1:
+        return x, hist, 1
+    n = len(x) // factor * factor  # a last, partial group would look like a drop in rate
+    x = np.asarray(x, dtype=np.float64)[:n].reshape(-1, factor).mean(axis=1)
+    return x, hist[:n].reshape(-1, factor, hist.shape[1]).sum(axis=1), factor
+
+
+def _psth_x(ev, bin_by, times, n_points):
+    """x of each PSTH point: window or bin centres (s) given each window's time label,
     else the point index."""
-    if groups is not None or ev.window_end is None:
+    if times is None:
         return np.arange(n_points)
-    ends = np.unique(ev.window_end)
+    ends = np.unique(times)
     window = ev.n_bins * ev.dt
     if bin_by == "window":
         return ends - window / 2
     return (ends[:, None] - window + (np.arange(ev.n_bins) + 0.5) * ev.dt).ravel()
 
 
-def plot_embedding(Z, labels=None, ax=None, *, marker_size=8.0):
+def plot_embedding(Z, labels=None, ax=None, *, marker_size=8.0, label_name="label"):
     """Scatter plot of latent vectors, projected on their first two principal components.
 
     Parameters
@@ -195,6 +233,9 @@ def plot_embedding(Z, labels=None, ax=None, *, marker_size=8.0):
         Where to draw; a new figure by default.
     marker_size : float, default=8.0
         Marker area.
+    label_name : str, default="label"
+        What ``labels`` are (e.g. ``"speed (cm/s)"``): the colour bar's label or the
+        legend's title.
 
     Returns
     -------
@@ -232,12 +273,12 @@ def plot_embedding(Z, labels=None, ax=None, *, marker_size=8.0):
                              f"{labels.shape}.")
         if labels.dtype.kind == "f" and len(np.unique(labels)) > 20:
             points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=marker_size, cmap="viridis")
-            ax.figure.colorbar(points, ax=ax)
+            ax.figure.colorbar(points, ax=ax, label=label_name)
         else:
             for value in np.unique(labels):
                 mask = labels == value
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=marker_size, label=str(value))
-            ax.legend(fontsize="small", markerscale=2)
+            ax.legend(fontsize="small", markerscale=2, title=label_name)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     return ax
@@ -300,4 +341,141 @@ def plot_loss(history, ax=None, *, keys=None, log_scale=False):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend(fontsize="small")
+    return ax
+
+
+def _targets(y, name):
+    """A numeric, finite target array as 2-D ``(n_samples, n_targets)``."""
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf" or arr.ndim not in (1, 2) or arr.shape[0] < 2:
+        raise ValueError(f"{name} must be a numeric 1-D or 2-D array with at least 2 samples; "
+                         f"got shape {arr.shape} and dtype {arr.dtype}.")
+    arr = arr.astype(np.float64).reshape(arr.shape[0], -1)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def plot_true_vs_predicted(y_true, y_pred, ax=None, *, time=None, target_names=None,
+                           marker_size=8.0):
+    """Decoding results of a regressor: predicted against true values, one panel per target.
+
+    Without ``time``, a scatter of predicted against true values with the identity line;
+    with ``time``, both traces over time. Each panel's title gives the target's R².
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,) or (n_samples, n_targets)
+        True and predicted values, e.g. ``y_test`` and ``reg.predict(X_test)``.
+    ax : matplotlib Axes or a sequence of one Axes per target, optional
+        Where to draw; new axes by default.
+    time : array-like of shape (n_samples,), optional
+        Time of each sample (e.g. the windows' ``window_end``): draw traces over time.
+    target_names : sequence of str, optional
+        One name per target; default ``target 0``, ``target 1``, ...
+    marker_size : float, default=8.0
+        Marker area of the scatter.
+
+    Returns
+    -------
+    matplotlib Axes, or ndarray of Axes with several targets
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> y = np.linspace(0, 1, 50)
+    >>> ax = plot_true_vs_predicted(y, y + 0.1, target_names=["speed"])
+    >>> ax.get_title()
+    'speed: R² = 0.885'
+    """
+    from sklearn.metrics import r2_score
+
+    true, pred = _targets(y_true, "y_true"), _targets(y_pred, "y_pred")
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same shape; got {true.shape} and "
+                         f"{pred.shape}.")
+    n_targets = true.shape[1]
+    names = [f"target {i}" for i in range(n_targets)] if target_names is None else list(
+        target_names)
+    if len(names) != n_targets:
+        raise ValueError(f"target_names must name all {n_targets} targets; got {len(names)}.")
+    if time is not None:
+        time = np.asarray(time, dtype=np.float64)
+        if time.shape != (len(true),):
+            raise ValueError(f"time must have one value per sample ({len(true)},); got shape "
+                             f"{time.shape}.")
+    if ax is None:
+        _, axes = _pyplot().subplots(1, n_targets, figsize=(4.5 * n_targets, 4), squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = _new_axes(ax, n_targets)
+    for axis, name, t, p in zip(axes, names, true.T, pred.T):
+        if time is None:
+            axis.scatter(t, p, s=marker_size, alpha=0.6)
+            low, high = min(t.min(), p.min()), max(t.max(), p.max())
+            axis.plot([low, high], [low, high], "k--", linewidth=1, label="identity")
+            axis.set_xlabel(f"true {name}")
+            axis.set_ylabel(f"predicted {name}")
+        else:
+            axis.plot(time, t, "k-", linewidth=1, label="true")
+            axis.plot(time, p, "C1-", linewidth=1, label="predicted")
+            axis.set_xlabel("time (s)")
+            axis.set_ylabel(name)
+            axis.legend(fontsize="small")
+        axis.set_title(f"{name}: R² = {r2_score(t, p):.3f}")
+    return axes[0] if n_targets == 1 else np.array(axes, dtype=object)
+
+
+def plot_confusion_matrix(y_true, y_pred, ax=None, *, labels=None, normalize="true",
+                          cmap="Blues"):
+    """Decoding results of a classifier: the confusion matrix, with a labelled colour bar.
+
+    Drawn by :class:`sklearn.metrics.ConfusionMatrixDisplay`; the title gives the accuracy.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted class labels, e.g. ``y_test`` and ``clf.predict(X_test)``.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure by default.
+    labels : sequence, optional
+        Classes to show, in this order; default every class seen in either array.
+    normalize : {"true", "pred", "all"} or None, default="true"
+        Rows sum to 1 (``"true"``: the fraction of each true class predicted as each class),
+        columns sum to 1 (``"pred"``), the whole matrix sums to 1 (``"all"``), or counts
+        (``None``).
+    cmap : str, default="Blues"
+        Colour map.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> ax = plot_confusion_matrix(["go", "go", "stop", "stop"], ["go", "stop", "stop", "stop"])
+    >>> ax.get_title(), ax.images[0].colorbar.ax.get_ylabel()
+    ('accuracy 0.750', 'fraction of the true class')
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score
+
+    if normalize not in ("true", "pred", "all", None):
+        raise ValueError(f"normalize must be 'true', 'pred', 'all' or None; got {normalize!r}.")
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
+        raise ValueError(f"y_true and y_pred must be 1-D arrays of the same length; got shapes "
+                         f"{y_true.shape} and {y_pred.shape}.")
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(4.5, 4))
+    display = ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=labels, normalize=normalize, ax=ax, cmap=cmap, colorbar=True,
+        values_format=".2f" if normalize else "d")
+    bar_label = {"true": "fraction of the true class", "pred": "fraction of the predicted class",
+                 "all": "fraction of all samples", None: "number of samples"}[normalize]
+    display.im_.colorbar.set_label(bar_label)
+    ax.set_title(f"accuracy {accuracy_score(y_true, y_pred):.3f}")
     return ax

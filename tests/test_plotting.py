@@ -121,3 +121,72 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"nfestimators\[plot\]"):
         plot_loss([{"train_loss": 1.0}])
+
+
+# ------------------------------------------------ decoding plots, readable PSTH defaults
+from nfestimators.plotting import plot_confusion_matrix, plot_true_vs_predicted  # noqa: E402
+
+
+def test_plot_true_vs_predicted_scatter_and_traces():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(40, 2))
+    pred = y + 0.1 * rng.normal(size=(40, 2))
+    axes = plot_true_vs_predicted(y, pred, target_names=["x", "y"])
+    assert axes.shape == (2,) and axes[0].get_xlabel() == "true x"
+    assert np.allclose(axes[1].collections[0].get_offsets(), np.stack([y[:, 1], pred[:, 1]], 1))
+    from sklearn.metrics import r2_score
+    assert axes[0].get_title() == f"x: R² = {r2_score(y[:, 0], pred[:, 0]):.3f}"
+    ax = plot_true_vs_predicted(y[:, 0], pred[:, 0], time=np.arange(40) * 0.05)
+    assert [line.get_label() for line in ax.get_lines()] == ["true", "predicted"]
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), pred[:, 0])
+    with pytest.raises(ValueError, match="same shape"):
+        plot_true_vs_predicted(y, pred[:, 0])
+    with pytest.raises(ValueError, match="name all 2 targets"):
+        plot_true_vs_predicted(y, pred, target_names=["x"])
+    with pytest.raises(ValueError, match="time must have one value"):
+        plot_true_vs_predicted(y, pred, time=[1, 2])
+
+
+def test_plot_confusion_matrix_counts_and_fractions():
+    true = np.array(["a", "a", "b", "b", "b", "c"])
+    pred = np.array(["a", "b", "b", "b", "c", "c"])
+    ax = plot_confusion_matrix(true, pred)
+    np.testing.assert_allclose(ax.images[0].get_array(),
+                               [[0.5, 0.5, 0], [0, 2 / 3, 1 / 3], [0, 0, 1]])
+    assert ax.images[0].colorbar.ax.get_ylabel() == "fraction of the true class"
+    ax = plot_confusion_matrix(true, pred, normalize=None, labels=["c", "b", "a"])
+    np.testing.assert_array_equal(ax.images[0].get_array(), [[1, 0, 0], [1, 2, 0], [0, 1, 1]])
+    assert ax.images[0].colorbar.ax.get_ylabel() == "number of samples"
+    with pytest.raises(ValueError, match="normalize"):
+        plot_confusion_matrix(true, pred, normalize="rows")
+
+
+def test_plot_embedding_colour_bar_is_labelled():
+    Z = np.random.default_rng(0).normal(size=(40, 3))
+    ax = plot_embedding(Z, labels=np.linspace(0, 1, 40), label_name="speed (cm/s)")
+    assert ax.collections[0].colorbar.ax.get_ylabel() == "speed (cm/s)"
+    ax = plot_embedding(Z, labels=np.arange(40) % 2, label_name="condition")
+    assert ax.get_legend().get_title().get_text() == "condition"
+
+
+def test_plot_psth_sums_trials_cut_from_one_recording():
+    counts = np.random.default_rng(1).poisson(0.3, size=(3, 400))
+    trial = np.repeat([0, 1, 2, 3], 100)  # four 1-s trials of one recording
+    X = SpikeWindows.from_counts(counts, dt=0.01, window=0.1, trial=trial)
+    line = plot_psth(X).get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), np.arange(10) * 0.1 + 0.05)
+    per_trial = X.n_spikes().reshape(4, 10)
+    np.testing.assert_array_equal(line.get_ydata(), per_trial.sum(axis=0))
+
+
+def test_plot_psth_pools_a_long_recording():
+    counts = np.random.default_rng(2).poisson(0.2, size=(2, 10000))
+    X = SpikeWindows.from_counts(counts, dt=0.01, window=0.05)  # 2000 windows
+    ax = plot_psth(X)
+    x, y = ax.get_lines()[0].get_data()
+    assert len(x) == 200 and ax.get_ylabel() == "spike count per 10 time points"
+    np.testing.assert_array_equal(y, X.n_spikes().reshape(200, 10).sum(axis=1))
+    np.testing.assert_allclose(x, (X.window_end - 0.025).reshape(200, 10).mean(axis=1))
+    assert len(plot_psth(X, max_points=None).get_lines()[0].get_xdata()) == 2000
+    with pytest.raises(ValueError, match="max_points"):
+        plot_psth(X, max_points=1)

@@ -168,6 +168,15 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.n_neurons
         return self
 
+    def set_output(self, *, transform=None):
+        """Accept only the default output: ``transform`` returns token blocks
+        (:class:`SpikeTokens`), not a table, so pandas or polars output does not apply."""
+        if transform not in (None, "default"):
+            raise ValueError(f"SpikeTokenizer.transform returns SpikeTokens, not a table, so "
+                             f"transform={transform!r} output is not available; latents of "
+                             "NeuroformerPretrainer.transform can be pandas DataFrames.")
+        return self
+
     def check_windows(self, X):
         """Return ``X`` as SpikeWindows after checking it matches the fitted vocabulary."""
         check_is_fitted(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch.nn.functional as F
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ..data import SpikeTokenizer, TokenStore
 from ..metrics import bits_per_spike_from_log_likelihood
@@ -15,7 +15,8 @@ from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
 MODALITIES = ("id", "frames", "behavior")
 
 
-class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
+class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                            NeuroformerBase):
     __doc__ = f"""Pretrain Neuroformer on unlabelled spikes; transform windows into latents.
 
     ``fit(X)`` trains the transformer to predict every next spike of a window (its neuron
@@ -149,6 +150,12 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
             if name not in modalities:
                 modalities.append(name)
         return tuple(modalities)
+
+    @property
+    def _n_features_out(self):
+        """Latent width, for ``get_feature_names_out`` and ``set_output`` (sklearn's mixin)."""
+        proj = self.model_.clip_proj
+        return self.model_.config.n_embd if proj is None else proj.out_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
