@@ -129,8 +129,8 @@ def profile_steps(X, args, precision, graphs, n_steps=20):
     def body(batch):
         with device_context(args.device, precision, cache=not graphs):
             out = forward(batch)
-        losses = {k: v.float() for k, v in out["losses"].items()}
-        loss = model.total_loss(losses)
+        losses = {k: v.float() for k, v in model.losses(out, batch).items()}
+        loss = 0.45 * losses["id"] + 0.30 * losses["dt"] + 0.25 * losses["contrastive"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
         opt.step()

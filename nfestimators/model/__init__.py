@@ -3,7 +3,8 @@
 This subpackage depends on torch, numpy and the standard library only.
 """
 
-from .config import PRESETS, NeuroformerConfig, make_config
+from .config import (COMPAT_SWITCHES, MODALITIES, PRESETS, READOUTS, NeuroformerConfig,
+                     behavior_column, behavior_modality, compat_fields, make_config)
 from .neuroformer import Context, DecodeState, Neuroformer
 
 
@@ -41,4 +42,6 @@ def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id"
     return Neuroformer(config)
 
 
-__all__ = ["PRESETS", "Context", "DecodeState", "Neuroformer", "NeuroformerConfig", "build_model", "make_config"]
+__all__ = ["COMPAT_SWITCHES", "MODALITIES", "PRESETS", "READOUTS", "Context", "DecodeState",
+           "Neuroformer", "NeuroformerConfig", "behavior_column", "behavior_modality",
+           "build_model", "compat_fields", "make_config"]

@@ -8,6 +8,31 @@ from dataclasses import dataclass
 
 MODALITIES = ("id", "frames", "behavior")
 READOUTS = ("mean", "mean+count")
+# The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
+COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
+                   "clip_final_layer")
+BEHAVIOR_PREFIX = "behavior:"
+
+
+def behavior_modality(column):
+    """Contrastive modality name of behaviour input column ``column``: ``"behavior:<j>"``."""
+    return f"{BEHAVIOR_PREFIX}{int(column)}"
+
+
+def behavior_column(modality):
+    """Column ``j`` of a ``"behavior:<j>"`` modality name; None for any other name."""
+    if not modality.startswith(BEHAVIOR_PREFIX):
+        return None
+    return int(modality[len(BEHAVIOR_PREFIX):])
+
+
+def compat_fields(switches):
+    """Config fields ``{"compat_<name>": True}`` of the switch names ``switches``
+    (a subset of :data:`COMPAT_SWITCHES`)."""
+    unknown = sorted(set(switches) - set(COMPAT_SWITCHES))
+    if unknown:
+        raise ValueError(f"unknown compat switches {unknown}; choose among {COMPAT_SWITCHES}")
+    return {f"compat_{name}": True for name in switches}
 
 
 @dataclass
@@ -75,9 +100,6 @@ class NeuroformerConfig:
         Temperature of the InfoNCE similarities.
     symmetric_clip : bool
         Symmetric CLIP loss instead of the original one-directional InfoNCE.
-    loss_weight_id, loss_weight_dt, loss_weight_contrastive, loss_weight_regression, \
-loss_weight_classification : float
-        Default weights of :meth:`Neuroformer.total_loss`.
     compat_drop_frame_pe : bool
         Original behaviour (spec 3.3): the 3-D frame position encoding is computed and
         discarded, so frame tokens carry no position.
@@ -124,11 +146,6 @@ loss_weight_classification : float
     clip_embd: int | None = None
     clip_temp: float = 0.5
     symmetric_clip: bool = False
-    loss_weight_id: float = 0.45
-    loss_weight_dt: float = 0.30
-    loss_weight_contrastive: float = 0.25
-    loss_weight_regression: float = 1.0
-    loss_weight_classification: float = 1.0
     compat_drop_frame_pe: bool = False
     compat_layernorm_behavior: bool = False
     compat_attend_pad: bool = False
@@ -158,7 +175,7 @@ loss_weight_classification : float
                     b <= a for a, b in zip(knots, knots[1:])):
                 raise ValueError("readout='mean+count' needs count_knots: one or more finite, "
                                  f"strictly increasing values; got {knots}")
-        columns = [f"behavior:{j}" for j in range(self.n_behavior_inputs)]
+        columns = [behavior_modality(j) for j in range(self.n_behavior_inputs)]
         unknown = set(self.contrastive) - set(MODALITIES) - set(columns)
         if unknown:
             raise ValueError(f"unknown contrastive modalities {sorted(unknown)}; choose among "
@@ -207,16 +224,6 @@ loss_weight_classification : float
     @property
     def use_frames(self) -> bool:
         return self.frames_shape is not None and self.n_layers_stimulus > 0
-
-    @property
-    def loss_weights(self) -> dict[str, float]:
-        return {
-            "id": self.loss_weight_id,
-            "dt": self.loss_weight_dt,
-            "contrastive": self.loss_weight_contrastive,
-            "regression": self.loss_weight_regression,
-            "classification": self.loss_weight_classification,
-        }
 
     def to_dict(self) -> dict:
         """Plain-dict form, inverse of ``NeuroformerConfig(**d)``."""

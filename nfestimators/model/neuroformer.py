@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import KV, CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
-from .config import NeuroformerConfig
+from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
 from .losses import contrastive_loss, sclm_loss
 
@@ -111,7 +111,7 @@ class Neuroformer(nn.Module):
     >>> batch = {"id": torch.tensor([[10, 3, 11]]), "dt": torch.tensor([[0, 2, 7]]),
     ...          "target_id": torch.tensor([[3, 11, 12]]), "target_dt": torch.tensor([[2, 7, 8]])}
     >>> out = model(batch)
-    >>> out["logits_id"].shape, sorted(out["losses"])
+    >>> out["logits_id"].shape, sorted(model.losses(out, batch))
     (torch.Size([1, 3, 13]), ['dt', 'id'])
     """
 
@@ -368,7 +368,7 @@ class Neuroformer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch):
-        """Full forward pass and the losses whose targets are in ``batch``.
+        """Full forward pass: the model's outputs, no loss (see :meth:`losses`).
 
         Parameters
         ----------
@@ -383,9 +383,7 @@ class Neuroformer(nn.Module):
             modalities present, empty without contrastive), ``y_reg`` (B, n_targets) and
             ``class_logits`` (B, n_classes) when the heads exist (read from ``pooled``, and
             from the window's spike-count code with ``config.readout="mean+count"``: see
-            :meth:`readout_features`), and ``losses``
-            (unweighted: ``id``, ``dt``, ``contrastive``, ``regression``,
-            ``classification`` as present).
+            :meth:`readout_features`). Targets in ``batch`` are not read.
         """
         c = self.config
         ids = batch["id"]
@@ -415,53 +413,50 @@ class Neuroformer(nn.Module):
                 "behavior": None if behavior is None else behavior.mean(1),
             }
             for name in dict.fromkeys(c.contrastive):
-                if name.startswith("behavior:"):  # one behaviour input, by column
-                    feature = None if behavior is None else behavior[:, int(name[9:])]
+                column = behavior_column(name)
+                if column is not None:  # one behaviour input
+                    feature = None if behavior is None else behavior[:, column]
                 else:
                     feature = features[name]
                 if feature is not None:
                     latents[name] = F.normalize(self.clip_proj(feature), dim=-1)
         out["latents"] = latents
 
-        losses = {}
-        if "target_id" in batch:
-            losses["id"] = sclm_loss(logits_id, batch["target_id"], c.pad_id)
-        if "target_dt" in batch:
-            losses["dt"] = sclm_loss(logits_dt, batch["target_dt"], c.pad_dt)
-        if len(latents) >= 2:
-            losses["contrastive"] = contrastive_loss(latents, c.clip_temp, c.symmetric_clip)
         head_input = self.readout_features(ids, pooled)  # (B, E) or (B, E + K)
         if self.head_reg is not None:
             out["y_reg"] = self.head_reg(head_input)  # (B, n_targets)
-            if "y_reg" in batch:
-                target = batch["y_reg"].float().reshape(out["y_reg"].shape)
-                losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
         if self.head_cls is not None:
             out["class_logits"] = self.head_cls(head_input)  # (B, n_classes)
-            if "y_cls" in batch:
-                losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
-        out["losses"] = losses
         return out
 
-    def total_loss(self, losses, weights=None, bprop=None):
-        """Weighted sum of losses.
+    def losses(self, out, batch):
+        """The unweighted losses of the outputs ``out`` of :meth:`forward` whose targets are
+        in ``batch`` (a separate call: inference never pays for them).
 
         Parameters
         ----------
-        losses : dict of str to Tensor
-            Unweighted losses, e.g. ``forward(batch)["losses"]``.
-        weights : dict of str to float, optional
-            Overrides of the config's default weights.
-        bprop : iterable of str, optional
-            Keys to include (all present when None).
+        out : dict
+            ``forward(batch)``.
+        batch : dict
+            The batch dict, with any of ``target_id``, ``target_dt``, ``y_reg``, ``y_cls``.
 
         Returns
         -------
-        Tensor
-            Scalar loss.
+        dict of str to Tensor
+            Scalars ``id``, ``dt`` (next-token cross-entropy), ``contrastive`` (two or more
+            latents), ``regression`` (MSE) and ``classification`` (cross-entropy), as present.
         """
-        w = {**self.config.loss_weights, **(weights or {})}
-        keys = [k for k in losses if bprop is None or k in set(bprop)]
-        if not keys:
-            raise ValueError(f"no loss to sum: losses {sorted(losses)}, bprop {bprop}")
-        return sum(w[k] * losses[k] for k in keys)
+        c = self.config
+        losses = {}
+        if "target_id" in batch:
+            losses["id"] = sclm_loss(out["logits_id"], batch["target_id"], c.pad_id)
+        if "target_dt" in batch:
+            losses["dt"] = sclm_loss(out["logits_dt"], batch["target_dt"], c.pad_dt)
+        if len(out["latents"]) >= 2:
+            losses["contrastive"] = contrastive_loss(out["latents"], c.clip_temp, c.symmetric_clip)
+        if "y_reg" in out and "y_reg" in batch:
+            target = batch["y_reg"].float().reshape(out["y_reg"].shape)
+            losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
+        if "class_logits" in out and "y_cls" in batch:
+            losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
+        return losses

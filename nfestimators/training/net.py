@@ -211,16 +211,13 @@ class NeuroformerNet(NeuralNet):
         """``(out, losses, loss)``; under ``"ddp"`` the losses are this rank's shares of the
         global batch's (see :func:`~nfestimators.training.distributed.loss_shares`)."""
         with self._autocast():
-            if self.strategy == "ddp":
-                # targets stay out of the forward: the losses are computed over the global batch
-                inputs = {k: v for k, v in batch.items()
-                          if not k.startswith("target_") and k != distributed.GLOBAL_SIZE}
-                out = self.module_(inputs)
-                config = distributed.unwrap(self.module_).config
-                losses = distributed.loss_shares(out, batch, config, self.rank_, self.world_size_)
+            out = self.module_(batch)
+            model = distributed.unwrap(self.module_)
+            if self.strategy == "ddp":  # the losses of the global batch
+                losses = distributed.loss_shares(out, batch, model.config, self.rank_,
+                                                 self.world_size_)
             else:
-                out = self.module_(batch)
-                losses = out["losses"]
+                losses = model.losses(out, batch)
         losses = {k: v.float() for k, v in losses.items()}
         return out, losses, self.criterion_(losses)
 
