@@ -4,7 +4,4 @@ from .classifier import NeuroformerClassifier
 from .pretrainer import NeuroformerPretrainer
 from .regressor import NeuroformerRegressor
 
-ESTIMATORS = {cls.__name__: cls for cls in (
-    NeuroformerPretrainer, NeuroformerRegressor, NeuroformerClassifier)}
-
-__all__ = ["ESTIMATORS", "NeuroformerClassifier", "NeuroformerPretrainer", "NeuroformerRegressor"]
+__all__ = ["NeuroformerClassifier", "NeuroformerPretrainer", "NeuroformerRegressor"]

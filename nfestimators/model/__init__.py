@@ -5,7 +5,7 @@ This subpackage depends on torch, numpy and the standard library only.
 
 from .config import (COMPAT_SWITCHES, MODALITIES, PRESETS, READOUTS, NeuroformerConfig,
                      behavior_column, behavior_modality, compat_fields, make_config)
-from .neuroformer import Context, DecodeState, Neuroformer
+from .neuroformer import Context, DecodeState, Neuroformer, eval_mode
 
 
 def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id",), **overrides):
@@ -44,4 +44,4 @@ def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id"
 
 __all__ = ["COMPAT_SWITCHES", "MODALITIES", "PRESETS", "READOUTS", "Context", "DecodeState",
            "Neuroformer", "NeuroformerConfig", "behavior_column", "behavior_modality",
-           "build_model", "compat_fields", "make_config"]
+           "build_model", "compat_fields", "eval_mode", "make_config"]

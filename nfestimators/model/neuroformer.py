@@ -26,6 +26,7 @@ tokens n: piecewise-linear interpolation weights of ``log(1 + n)`` between the K
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -37,6 +38,17 @@ from .attention import KV, CrossAttentionBlock, SelfAttentionBlock, causal_mask,
 from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
 from .losses import contrastive_loss, sclm_loss
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """Put ``module`` in eval mode for a block and restore its previous mode after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @dataclass

@@ -255,8 +255,12 @@ class NeuroformerNet(NeuralNet):
         return step
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:  # skorch stops the fit here and runs on_train_end
+            self.interrupted_ = True
+            raise
         finally:  # graphs and their memory pool go with the fit; gradients are not kept
             self.graphed_ = None
             if hasattr(self, "optimizer_"):
