@@ -460,7 +460,7 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(reg, X, y_count, tmp_path):
     gpu = copy.deepcopy(reg)
     gpu.device, gpu.device_ = "cuda", "cuda"
     if not torch.cuda.is_available():
-        assert gpu._run_device() == "cpu"
+        assert gpu._model_to_inference_device() == "cpu"
         with pytest.raises(ValueError, match="CUDA"):  # training does not fall back silently
             clone(gpu).fit(X[:20], y_count[:20])
     for back in (pickle.loads(pickle.dumps(gpu)), joblib.load(_dump(gpu, tmp_path))):

@@ -15,16 +15,20 @@ from ..data import SpikeTokenizer, TokenStore
 
 # Cap of the automatic token budget per preset: beyond it, attention memory outgrows the model.
 AUTO_TOKEN_CAP = {"tiny": 256, "small": 1024, "paper": 2048}
-BUDGET_QUANTILE = 0.99  # the automatic budget follows this quantile of the windows' spikes
-BUDGET_HEADROOM = 1.25  # ... with room for windows this much fuller
+BUDGET_QUANTILE = 0.9  # windows beyond OUTLIER_FACTOR times this quantile of the spike
+OUTLIER_FACTOR = 4  # counts are outliers: the automatic budget does not follow them
+BUDGET_HEADROOM = 1.25  # room for windows this much fuller than the fullest inlier
 
 
 def auto_token_budget(n_spikes, cap):
-    """Token budget for windows holding ``n_spikes`` spikes: ``BUDGET_HEADROOM`` times their
-    ``BUDGET_QUANTILE`` quantile (the lower order statistic, so that one outlying window of a
-    small set does not count) plus SOS and EOS, in multiples of 8, at most ``cap``."""
-    typical = float(np.quantile(n_spikes, BUDGET_QUANTILE, method="lower"))
-    budget = -(-int(BUDGET_HEADROOM * max(typical, 1) + 2) // 8) * 8
+    """Token budget for windows holding ``n_spikes`` spikes: ``BUDGET_HEADROOM`` times the
+    fullest window that is not an outlier (more than ``OUTLIER_FACTOR`` times the
+    ``BUDGET_QUANTILE`` quantile), plus SOS and EOS, in multiples of 8, at most ``cap``.
+    Outlying windows lose their earliest spikes, with a ``TokenBudgetWarning``."""
+    n_spikes = np.asarray(n_spikes)
+    typical = max(float(np.quantile(n_spikes, BUDGET_QUANTILE, method="higher")), 1.0)
+    fullest = int(n_spikes[n_spikes <= OUTLIER_FACTOR * typical].max(initial=1))
+    budget = -(-int(BUDGET_HEADROOM * fullest + 2) // 8) * 8
     return int(min(budget, cap))
 
 

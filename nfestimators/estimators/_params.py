@@ -118,9 +118,9 @@ None keeps the bins of ``X``."""),
         [_positive_int(2), None], "int, optional",
         """Token budget of a current window (``block_size.id``). Windows with more spikes keep
 their latest ``max_tokens - 1`` and a warning says how many were dropped. Default: room
-for windows a quarter fuller than the 99th percentile of the training windows (robust to
-a few outlying windows), at most the preset's cap (``tiny`` 256, ``small`` 1024,
-``paper`` 2048)."""),
+for windows a quarter fuller than the fullest training window that is not an outlier
+(more than 4 times the 90th percentile of the windows' spike counts), at most the
+preset's cap (``tiny`` 256, ``small`` 1024, ``paper`` 2048)."""),
     "max_prev_tokens": Parameter(
         [_positive_int(2), None], "int, optional",
         """Token budget of a past window (``block_size.prev_id``); default as ``max_tokens``."""),
