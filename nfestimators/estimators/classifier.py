@@ -52,8 +52,8 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
         y = column_or_1d(y, warn=True)
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} labels for {len(X)} windows.")
-        check_classification_targets(y)
         try:
+            check_classification_targets(y)
             self.classes_, y_index = np.unique(y, return_inverse=True)
         except TypeError as exc:  # labels that cannot be ordered, e.g. strings and numbers
             kinds = sorted({type(label).__name__ for label in y})
