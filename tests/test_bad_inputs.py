@@ -14,6 +14,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
@@ -188,3 +189,79 @@ def test_bad_input_raises_a_clear_error(ctx, call, error, pattern):
 def test_case_ids_are_unique():
     ids = [case[0] for case in CASES]
     assert len(ids) == len(set(ids))
+
+
+# --------------------------------------------- situations that must leave a consistent state
+def _fitted_names(est):
+    return {k for k in vars(est) if k.endswith("_")}
+
+
+def test_refit_starts_from_the_parameters_alone(ctx):
+    speed = ctx.X.with_behavior(np.arange(len(ctx.X), dtype=float)[:, None], names=["speed"])
+    pre = PRE(behavior_inputs=["speed"], **FAST).fit(speed)
+    assert pre.behavior_inputs_ == ("speed",)
+    pre.set_params(behavior_inputs=None).fit(ctx.X)  # X without behaviour
+    assert pre.behavior_inputs_ == () and pre.model_.config.n_behavior_inputs == 0
+    assert _fitted_names(pre) == _fitted_names(PRE(**FAST).fit(ctx.X))
+    reg = REG(pretrained=FrozenEstimator(ctx.pre), freeze="backbone", **FAST).fit(ctx.X, ctx.y)
+    assert reg.input_encoder_ is ctx.pre.input_encoder_  # taken over as a unit
+    reg.set_params(pretrained=None, freeze="none").fit(ctx.X, ctx.y)
+    assert reg.input_encoder_ is not ctx.pre.input_encoder_
+    assert _fitted_names(reg) == _fitted_names(REG(**FAST).fit(ctx.X, ctx.y))
+
+
+class Interrupt(Callback):
+    """Ctrl-C in the first batch of epoch ``epoch``; records the weights at the end of every
+    finished epoch."""
+
+    def __init__(self, epoch):
+        self.epoch, self.weights = epoch, []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights.append({k: v.clone() for k, v in net.module_.state_dict().items()})
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training and len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_keyboard_interrupt_keeps_the_finished_epochs(ctx, early_stopping):
+    spy = Interrupt(epoch=3)
+    params = dict(FAST, max_epochs=6, lr=3e-3, callbacks=[("interrupt", spy)])
+    if early_stopping:
+        params.update(n_iter_no_change=5)
+    with pytest.warns(UserWarning, match="interrupted .* after 2 finished epoch"):
+        reg = REG(**params).fit(ctx.X, ctx.y)
+    assert reg.n_epochs_ == len(reg.history_) == 2
+    assert all("train_loss" in row and "valid_loss" in row for row in reg.history_)
+    best = int(np.argmin(reg.history_[:, "valid_loss"])) + 1 if early_stopping else 2
+    assert reg.best_epoch_ == best
+    for name, value in reg.model_.state_dict().items():
+        torch.testing.assert_close(value, spy.weights[best - 1][name], rtol=0, atol=0)
+
+
+def test_save_converts_a_random_state_instance(ctx):
+    est = clone(ctx.pre).set_params(random_state=np.random.RandomState(3)).fit(ctx.X)
+    est.save(ctx.folder / "rs.pt")
+    back = PRE.load(ctx.folder / "rs.pt")
+    expected = np.random.RandomState(3)
+    expected.randint(np.iinfo(np.int32).max)  # the fit drew a seed from it
+    expected.permutation(len(ctx.X))  # ... and the validation split
+    np.testing.assert_array_equal(back.random_state.get_state()[1], expected.get_state()[1])
+    assert back.random_state.get_state()[2] == expected.get_state()[2]
+
+
+def test_paper_preset_on_cpu_warns(ctx):
+    with pytest.warns(UserWarning, match="sized for a GPU"), pytest.raises(ValueError, match="frames"):
+        PRE(preset="paper", contrastive=("id", "frames"), device="cpu").fit(ctx.X)
+
+
+def test_outlying_window_does_not_set_the_token_budget():
+    counts = np.random.default_rng(0).poisson(0.5, (40, 20, 5))
+    counts[0, 3, 2] = 10_000
+    with pytest.warns(UserWarning, match=r"1 of 40 current windows .* 9\d{3} of their earliest "
+                                         r"spikes were dropped \(of the 10\d{3} spikes"):
+        pre = PRE(**FAST).fit(counts)
+    fullest_inlier = np.sort(counts.sum(axis=(1, 2)))[-2]
+    assert fullest_inlier < pre.tokenizer_.max_tokens <= 1.25 * fullest_inlier + 10
