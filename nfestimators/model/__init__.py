@@ -5,7 +5,8 @@ This subpackage depends on torch, numpy and the standard library only.
 
 from .config import (COMPAT_SWITCHES, MODALITIES, PRESETS, READOUTS, NeuroformerConfig,
                      behavior_column, behavior_modality, compat_fields, make_config)
-from .neuroformer import Context, DecodeState, Neuroformer, eval_mode
+from .neuroformer import Neuroformer
+from .state import Context, DecodeState, eval_mode
 
 
 def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id",), **overrides):
