@@ -144,8 +144,11 @@ def test_inference_computes_no_loss(pre, reg, clf, X, monkeypatch):
         raise AssertionError("a loss was computed at inference")
 
     monkeypatch.setattr(type(pre.model_), "losses", no_loss)
-    pre.transform(X[:10]), pre.score(X[:10]), pre.sample(X[:3], random_state=0)
-    reg.predict(X[:10]), clf.predict_proba(X[:10])
+    with pytest.raises(AssertionError, match="at inference"):  # the spy is in place
+        pre.model_.losses({}, {})
+    assert pre.transform(X[:10]).shape[0] == reg.predict(X[:10]).shape[0] == 10
+    assert np.isfinite(pre.score(X[:10])) and len(pre.sample(X[:3], random_state=0)) == 3
+    assert clf.predict_proba(X[:10]).shape == (10, len(clf.classes_))
 
 
 def _check_sampled(gen, X):
