@@ -19,7 +19,7 @@ import torch
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from ..model import COMPAT_SWITCHES, PRESETS, READOUTS
+from ..model.config import COMPAT_SWITCHES, PRESETS, READOUTS
 from ..training.distributed import STRATEGIES
 
 FREEZE_OPTIONS = ("none", "backbone")

@@ -15,7 +15,8 @@ from sklearn.utils import check_random_state
 
 from ..model import Neuroformer
 from ..training import (EpochProgressBar, FinishedEpochWeights, LossCombiner, NeuroformerNet,
-                        TokenBatches, distributed, warmup_cosine)
+                        TokenBatches, warmup_cosine)
+from ..training import distributed
 
 GRAPH_PAD_MULTIPLE = 32  # sequence lengths rounded up to this when training with CUDA graphs
 

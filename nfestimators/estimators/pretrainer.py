@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import TransformerMixin, _fit_context
 
 from ..metrics import bits_per_spike_from_log_likelihood
-from ..model import MODALITIES, behavior_column, behavior_modality
+from ..model.config import MODALITIES, behavior_column, behavior_modality
 from ..model.losses import sclm_loss
 from ._base import NeuroformerBase
 from ._sampling import sample_windows

@@ -1,6 +1,5 @@
 """Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
 
-from . import distributed
 from .callbacks import EpochProgressBar, FinishedEpochWeights
 from .graphs import GraphedTrainStep
 from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, decay_param_groups,
@@ -8,4 +7,4 @@ from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, de
 
 __all__ = ["EpochProgressBar", "FinishedEpochWeights", "GraphedTrainStep", "LossCombiner",
            "NeuroformerNet", "TokenBatches", "compile_blocks", "decay_param_groups",
-           "device_context", "distributed", "warmup_cosine"]
+           "device_context", "warmup_cosine"]
