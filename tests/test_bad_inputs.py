@@ -132,7 +132,8 @@ CASES = [
     # ------------------------------------------------------------------- before fit
     ("classifier score before fit", lambda ctx: CLF().score(ctx.X, ctx.labels), NotFittedError,
      "not fitted"),
-    ("regressor predict before fit", lambda ctx: REG().predict(ctx.X), NotFittedError, "not fitted"),
+    ("regressor predict before fit", lambda ctx: REG().predict(ctx.X), NotFittedError,
+     "not fitted"),
     ("transform before fit", lambda ctx: PRE().transform(ctx.X), NotFittedError, "not fitted"),
     ("sample before fit", lambda ctx: PRE().sample(ctx.X), NotFittedError, "not fitted"),
     ("save before fit", lambda ctx: PRE().save(ctx.folder / "x.pt"), NotFittedError, "not fitted"),
@@ -253,7 +254,8 @@ def test_save_converts_a_random_state_instance(ctx):
 
 
 def test_paper_preset_on_cpu_warns(ctx):
-    with pytest.warns(UserWarning, match="sized for a GPU"), pytest.raises(ValueError, match="frames"):
+    with pytest.warns(UserWarning, match="sized for a GPU"), \
+            pytest.raises(ValueError, match="frames"):
         PRE(preset="paper", contrastive=("id", "frames"), device="cpu").fit(ctx.X)
 
 

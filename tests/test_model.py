@@ -239,14 +239,16 @@ def test_losses_match_independent_computations():
     out = model(batch)
     losses = model.losses(out, batch)
     c = model.config
-    for key, logits, pad in (("id", out["logits_id"], c.pad_id), ("dt", out["logits_dt"], c.pad_dt)):
+    for key, pad in (("id", c.pad_id), ("dt", c.pad_dt)):
+        logits = out[f"logits_{key}"]
         target = batch[f"target_{key}"]
         log_p = torch.log_softmax(logits.float(), -1).gather(-1, target[..., None])[..., 0]
         torch.testing.assert_close(losses[key], -log_p[target != pad].mean())
     error = out["y_reg"] - batch["y_reg"]
     torch.testing.assert_close(losses["regression"], (error ** 2).mean())
     # a batch without targets gives no supervised or token loss
-    inputs = {k: v for k, v in batch.items() if k not in ("target_id", "target_dt", "y_reg", "y_cls")}
+    targets = ("target_id", "target_dt", "y_reg", "y_cls")
+    inputs = {k: v for k, v in batch.items() if k not in targets}
     assert set(model.losses(model(inputs), inputs)) == {"contrastive"}
 
 

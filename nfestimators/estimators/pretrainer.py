@@ -135,6 +135,11 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
                 modalities.append(name)
         return tuple(modalities)
 
+    def _modality_name(self, modality):
+        """The user's name of a model modality: ``"behavior:<j>"`` -> the variable's name."""
+        column = behavior_column(modality)
+        return modality if column is None else self.behavior_inputs_[column]
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # latents are always float32
@@ -163,8 +168,7 @@ class NeuroformerPretrainer(TransformerMixin, NeuroformerBase):
         projected = self.model_.clip_proj is not None
         keys = {"id": "id"}
         if projected:
-            keys = {m if behavior_column(m) is None else self.behavior_inputs_[behavior_column(m)]: m
-                    for m in self.model_.config.contrastive}
+            keys = {self._modality_name(m): m for m in self.model_.config.contrastive}
         if modality not in keys:
             raise ValueError(f"modality {modality!r} has no latent in this model; choose from "
                              f"{list(keys)}.")
