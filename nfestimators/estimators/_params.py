@@ -146,8 +146,8 @@ followed by a cosine decay to 10 %."""),
     "warmup_fraction": Parameter(
         [_fraction("both")], "float", """Fraction of the steps spent in linear LR warmup."""),
     "validation_fraction": Parameter(
-        [_fraction("neither"), None], "float or None",
-        """Fraction of the windows held out to monitor ``valid_loss`` (None: no validation).
+        [_fraction("left"), None], "float or None",
+        """Fraction of the windows held out to monitor ``valid_loss`` (None or 0: no validation).
 The classifier's split is stratified by class (every class keeps windows to train on)."""),
     "n_iter_no_change": Parameter(
         [_positive_int(), None], "int or None",
