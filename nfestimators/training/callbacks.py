@@ -34,9 +34,9 @@ class EpochProgressBar(Callback):
 
 
 class FinishedEpochWeights(Callback):
-    """Keep a copy of the weights at the end of every epoch, and put it back when the fit was
-    interrupted (``KeyboardInterrupt``) in the middle of an epoch, so that the model holds
-    the weights of its last finished epoch."""
+    """Keep a copy of the weights at the end of every epoch, and put it back when the fit of a
+    :class:`~nfestimators.training.NeuroformerNet` was interrupted (``KeyboardInterrupt``) in
+    the middle of an epoch, so that the model holds the weights of its last finished epoch."""
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.weights_ = None
@@ -45,6 +45,6 @@ class FinishedEpochWeights(Callback):
         self.weights_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        if getattr(net, "interrupted_", False) and self.weights_ is not None:
+        if net.interrupted_ and self.weights_ is not None:
             net.module_.load_state_dict(self.weights_)
         self.weights_ = None
