@@ -108,8 +108,9 @@ def profile_steps(X, args, precision, graphs, n_steps=20):
     """Model-only timing (batches prebuilt on the device, plain loop) plus a profiler table."""
     from torch.profiler import ProfilerActivity, profile
 
-    from nfestimators.data import TokenStore
-    from nfestimators.training import compile_blocks, decay_param_groups, device_context
+    from nfestimators.estimators.pretrainer import LOSS_WEIGHTS
+    from nfestimators.training import (LossCombiner, compile_blocks, decay_param_groups,
+                                       device_context)
     from nfestimators.training.graphs import GraphedTrainStep
 
     pre = NeuroformerPretrainer(preset=args.preset, contrastive=("id", "frames"), max_tokens=100,
@@ -117,20 +118,20 @@ def profile_steps(X, args, precision, graphs, n_steps=20):
                                 device=args.device, precision=precision, random_state=0)
     pre.fit(X[: args.batch_size * 2])
     model = pre.model_.train()
-    store = TokenStore(pre.tokenizer_.transform(X), args.device,
-                       **pre._prepare_inputs(X, reset=False), pad_multiple=32 if graphs else 8)
+    store = pre.input_encoder_.store(X, args.device, pad_multiple=32 if graphs else 8)
     rows = np.random.default_rng(0).permutation(len(X))
     batches = [store.batch(rows[i * args.batch_size:(i + 1) * args.batch_size])
                for i in range(n_steps)]
     opt = torch.optim.AdamW(decay_param_groups(model, 0.1), lr=1e-4, fused=args.device == "cuda",
                             capturable=graphs)
     forward = compile_blocks(model) if args.compile else model
+    criterion = LossCombiner(LOSS_WEIGHTS)
 
     def body(batch):
         with device_context(args.device, precision, cache=not graphs):
             out = forward(batch)
-        losses = {k: v.float() for k, v in out["losses"].items()}
-        loss = model.total_loss(losses)
+        losses = {k: v.float() for k, v in model.losses(out, batch).items()}
+        loss = criterion(losses)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
         opt.step()

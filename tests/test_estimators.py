@@ -10,6 +10,7 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from skorch.callbacks import Callback
 from sklearn.base import clone
@@ -17,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -118,6 +119,36 @@ def test_pretrainer_score_bits_per_spike(pre, X):
     score = pre.score(X)
     assert isinstance(score, float) and np.isfinite(score)
     assert pre.score(X[:100]) != score  # depends on the data
+
+
+def test_pretrainer_score_of_a_uniform_model_matches_an_independent_computation(pre, X):
+    """With zero token heads the model gives every next id and dt the same probability, so
+    its log-likelihood is known; the baseline's is that of independent Poisson counts."""
+    uniform = copy.deepcopy(pre)
+    uniform.model_.head_id.weight.data.zero_()
+    uniform.model_.head_dt.weight.data.zero_()
+    config = uniform.model_.config
+    counts = X.to_counts()  # (n_samples, n_neurons, n_bins)
+    assert counts.sum(axis=(1, 2)).max() < uniform.tokenizer_.max_tokens  # no spike dropped
+    n_spikes = counts.sum()
+    n_tokens = n_spikes + len(X)  # every spike, then EOS
+    model_ll = -n_tokens * (np.log(config.id_vocab_size) + np.log(config.dt_vocab_size))
+    rates = np.maximum(pre.baseline_rates_, 1.0 / (2 * len(X) * X.n_bins + 1))
+    baseline_ll = scipy.stats.poisson.logpmf(counts, rates[None, :, None]).sum()
+    expected = (model_ll - baseline_ll) / (n_spikes * np.log(2))
+    np.testing.assert_allclose(uniform.score(X), expected, rtol=1e-6)
+
+
+def test_inference_computes_no_loss(pre, reg, clf, X, monkeypatch):
+    def no_loss(*args, **kwargs):
+        raise AssertionError("a loss was computed at inference")
+
+    monkeypatch.setattr(type(pre.model_), "losses", no_loss)
+    with pytest.raises(AssertionError, match="at inference"):  # the spy is in place
+        pre.model_.losses({}, {})
+    assert pre.transform(X[:10]).shape[0] == reg.predict(X[:10]).shape[0] == 10
+    assert np.isfinite(pre.score(X[:10])) and len(pre.sample(X[:3], random_state=0)) == 3
+    assert clf.predict_proba(X[:10]).shape == (10, len(clf.classes_))
 
 
 def _check_sampled(gen, X):
@@ -261,7 +292,7 @@ def test_classifier_labels_and_probabilities(clf, X, data):
     assert pred.shape == (len(X),) and pred.dtype.kind == "U"
     assert set(pred) <= set(clf.classes_)
     np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(axis=1)])
-    assert 0.0 <= clf.score(X, labels) <= 1.0
+    assert clf.score(X, labels) == np.mean(pred == labels)  # accuracy
     # integer labels give integer predictions, unsorted input gives sorted classes_
     ints = NeuroformerClassifier(max_epochs=1, **FAST).fit(X[:100], 10 - data.labels[:100] * 3)
     assert ints.predict(X[:5]).dtype.kind == "i"
@@ -310,7 +341,10 @@ def test_pipeline_cross_val_score(X, data):
     pipe = make_pipeline(NeuroformerPretrainer(max_epochs=1, **FAST),
                          LogisticRegression(max_iter=200))
     scores = cross_val_score(pipe, X, data.labels, cv=3)
-    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    # the same as fitting a fresh pipeline on every stratified fold by hand
+    by_hand = [clone(pipe).fit(X[train], data.labels[train]).score(X[test], data.labels[test])
+               for train, test in StratifiedKFold(3).split(np.zeros(len(X)), data.labels)]
+    np.testing.assert_allclose(scores, by_hand)
 
 
 def test_grid_search_every_fold_starts_from_pretrained(pre, X, y_count):
@@ -460,7 +494,7 @@ def test_gpu_trained_model_loads_and_predicts_on_cpu(reg, X, y_count, tmp_path):
     gpu = copy.deepcopy(reg)
     gpu.device, gpu.device_ = "cuda", "cuda"
     if not torch.cuda.is_available():
-        assert gpu._run_device() == "cpu"
+        assert gpu._model_to_inference_device() == "cpu"
         with pytest.raises(ValueError, match="CUDA"):  # training does not fall back silently
             clone(gpu).fit(X[:20], y_count[:20])
     for back in (pickle.loads(pickle.dumps(gpu)), joblib.load(_dump(gpu, tmp_path))):
@@ -566,15 +600,83 @@ def test_early_stopping_restores_best_weights(X, y_count):
     valid = reg.history_[:, "valid_loss"]
     best = int(np.argmin(valid))
     assert best < reg.n_epochs_ - 1  # the last epoch was worse: weights must be rolled back
+    assert reg.best_epoch_ == best + 1  # epochs count from 1
     final = _state(reg.model_)
     assert not all(torch.equal(final[k], v) for k, v in epochs.last_step_.items())
     for k, v in epochs.epoch_ends_[best].items():
         torch.testing.assert_close(final[k], v, rtol=0, atol=0, msg=k)
 
 
-def test_verbose_shows_progress_bar(X, y_count, capsys):
-    NeuroformerRegressor(max_epochs=2, verbose=1, **FAST).fit(X[:60], y_count[:60])
-    err = capsys.readouterr().err
-    assert "NeuroformerRegressor" in err and "epoch" in err
+class FakeBar:
+    """Stands in for tqdm: records what the progress bar was told."""
+
+    bars = []
+
+    def __init__(self, total=None, desc=None, **kwargs):
+        self.total, self.desc, self.updates, self.postfix = total, desc, 0, None
+        FakeBar.bars.append(self)
+
+    def set_postfix(self, shown, refresh=True):
+        self.postfix = shown
+
+    def update(self, n=1):
+        self.updates += n
+
+    def close(self):
+        pass
+
+
+def test_verbose_shows_progress_bar(X, y_count, monkeypatch):
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    FakeBar.bars = []
+    reg = NeuroformerRegressor(max_epochs=2, verbose=1, **FAST).fit(X[:60], y_count[:60])
+    (bar,) = FakeBar.bars
+    assert (bar.desc, bar.total, bar.updates) == ("NeuroformerRegressor", 2, reg.n_epochs_)
+    assert bar.postfix == {k: f"{reg.history_[-1][k]:.4f}" for k in ("train_loss", "valid_loss")}
     NeuroformerRegressor(max_epochs=1, verbose=0, **FAST).fit(X[:60], y_count[:60])
-    assert "NeuroformerRegressor" not in capsys.readouterr().err
+    assert len(FakeBar.bars) == 1  # no bar without verbose
+
+
+# ----------------------------------------------------------------------------- time bins
+def test_dt_rebins_every_X_the_estimator_sees(X, y_count):
+    reg = NeuroformerRegressor(dt=0.05, max_epochs=1, **FAST).fit(X[:120], y_count[:120])
+    assert reg.tokenizer_.dt_ == 0.05 and reg.tokenizer_.n_bins_ == 1
+    coarse = X[:40].rebin(0.05)
+    np.testing.assert_array_equal(reg.predict(X[:40]), reg.predict(coarse))
+    search = GridSearchCV(NeuroformerRegressor(max_epochs=1, **FAST), {"dt": [None, 0.05]},
+                          cv=2).fit(X[:120], y_count[:120])
+    assert [p["dt"] for p in search.cv_results_["params"]] == [None, 0.05]
+    assert search.best_estimator_.tokenizer_.dt_ == (search.best_params_["dt"] or X.dt)
+
+
+# ------------------------------------------------------------------------ the parameters
+@pytest.mark.parametrize("cls", [NeuroformerPretrainer, NeuroformerRegressor,
+                                 NeuroformerClassifier])
+def test_every_parameter_is_constrained_and_documented(cls):
+    names = set(cls().get_params(deep=False))
+    assert set(cls._parameter_constraints) == names
+    for name in names:
+        assert f"\n    {name} : " in cls.__doc__, name
+
+
+def test_classifier_validation_split_keeps_every_class_in_training():
+    from nfestimators.estimators._training import validation_split
+
+    labels = np.array([0] * 50 + [1] * 8 + [2] * 2)
+    rows = np.random.default_rng(0).permutation(len(labels))
+    valid, train = validation_split(rows, 0.5, labels)
+    assert sorted(np.concatenate([valid, train])) == list(range(len(labels)))
+    assert np.bincount(labels[valid]).tolist() == [25, 4, 1]
+    assert set(labels[train]) == {0, 1, 2}
+    valid, train = validation_split(rows, 0.1, None)  # unstratified: the first 10 %
+    np.testing.assert_array_equal(valid, rows[:6])
+
+
+def test_compat_switches_reach_the_model(X):
+    pre = NeuroformerPretrainer(compat=("attend_pad", "pool_pad"), max_epochs=1, **FAST).fit(X[:60])
+    config = pre.model_config_
+    assert config.compat_attend_pad and config.compat_pool_pad
+    assert not (config.compat_drop_frame_pe or config.compat_clip_final_layer)
+    assert not NeuroformerPretrainer(max_epochs=1, **FAST).fit(X[:60]).model_config_.compat_pool_pad

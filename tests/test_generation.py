@@ -86,7 +86,7 @@ def memorizing():
     train = dict(batch, id=ids[:, :-1], dt=dts[:, :-1], target_id=ids[:, 1:], target_dt=dts[:, 1:])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(200):
-        losses = model(train)["losses"]
+        losses = model.losses(model(train), train)
         optimizer.zero_grad()
         (losses["id"] + losses["dt"]).backward()
         optimizer.step()

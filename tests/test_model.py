@@ -8,7 +8,7 @@ import torch
 
 from nfestimators.model import PRESETS, Neuroformer, NeuroformerConfig, build_model
 from nfestimators.model.embeddings import sinusoid_3d
-from nfestimators.model.losses import contrastive_loss, info_nce
+from nfestimators.model.losses import contrastive_loss, info_nce, sclm_loss
 
 N_NEURONS, N_DT = 12, 6
 FRAMES = (3, 10, 10)
@@ -114,8 +114,10 @@ def test_shapes_every_stage(past, frames, behavior, targets):
         expected_losses |= {"id", "dt", "regression", "classification"}
     if len(expected_latents) >= 2:
         expected_losses.add("contrastive")
-    assert set(out["losses"]) == expected_losses
-    for loss in out["losses"].values():
+    assert "losses" not in out  # outputs and losses are separate calls
+    losses = model.losses(out, batch)
+    assert set(losses) == expected_losses
+    for loss in losses.values():
         assert loss.shape == () and torch.isfinite(loss)
 
 
@@ -123,9 +125,10 @@ def test_minimal_model_has_no_optional_parts():
     model = tiny()
     assert model.video is None and model.behavior_emb is None and model.clip_proj is None
     assert model.head_reg is None and model.head_cls is None
-    out = model(make_batch(model.config, frames=False, behavior=False))
+    batch = make_batch(model.config, frames=False, behavior=False)
+    out = model(batch)
     assert out["latents"] == {} and "y_reg" not in out and "class_logits" not in out
-    assert set(out["losses"]) == {"id", "dt"}
+    assert set(model.losses(out, batch)) == {"id", "dt"}
 
 
 def test_clip_embd_and_sinusoidal_time_embedding():
@@ -227,23 +230,40 @@ def test_incremental_decoding_matches_full_forward():
 # ------------------------------------------------------------------------ gradients
 def test_gradients_reach_every_parameter():
     model = full_model().train()
-    out = model(make_batch(model.config))
-    assert set(out["losses"]) == {"id", "dt", "contrastive", "regression", "classification"}
-    model.total_loss(out["losses"]).backward()
+    batch = make_batch(model.config)
+    losses = model.losses(model(batch), batch)
+    assert set(losses) == {"id", "dt", "contrastive", "regression", "classification"}
+    sum(losses.values()).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
         assert parameter.grad.abs().sum() > 0, name
 
 
-def test_total_loss_weights_and_bprop():
-    model = full_model()
-    losses = model(make_batch(model.config))["losses"]
-    expected = sum(w * losses[k] for k, w in model.config.loss_weights.items())
-    torch.testing.assert_close(model.total_loss(losses), expected)
-    torch.testing.assert_close(model.total_loss(losses, bprop=["regression"]), losses["regression"])
-    torch.testing.assert_close(model.total_loss(losses, weights={"id": 2.0}, bprop=("id",)), 2 * losses["id"])
-    with pytest.raises(ValueError, match="no loss"):
-        model.total_loss(losses, bprop=["speed"])
+def test_losses_match_independent_computations():
+    model = full_model().eval()
+    batch = make_batch(model.config)
+    out = model(batch)
+    losses = model.losses(out, batch)
+    c = model.config
+    for key, pad in (("id", c.pad_id), ("dt", c.pad_dt)):
+        logits = out[f"logits_{key}"]
+        target = batch[f"target_{key}"]
+        log_p = torch.log_softmax(logits.float(), -1).gather(-1, target[..., None])[..., 0]
+        torch.testing.assert_close(losses[key], -log_p[target != pad].mean())
+    error = out["y_reg"] - batch["y_reg"]
+    torch.testing.assert_close(losses["regression"], (error ** 2).mean())
+    # a batch without targets gives no supervised or token loss
+    targets = ("target_id", "target_dt", "y_reg", "y_cls")
+    inputs = {k: v for k, v in batch.items() if k not in targets}
+    assert set(model.losses(model(inputs), inputs)) == {"contrastive"}
+
+
+def test_sclm_loss_per_token_sums_to_the_summed_loss():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(2, 4, 6), torch.tensor([[1, 2, 5, 5], [0, 3, 4, 5]])
+    per_token = sclm_loss(logits, targets, pad_index=5, reduction="none")
+    assert per_token.shape == (2, 4) and torch.all(per_token[targets == 5] == 0)
+    torch.testing.assert_close(per_token.sum(), sclm_loss(logits, targets, 5, reduction="sum"))
 
 
 # ---------------------------------------------------------------------- contrastive
@@ -277,7 +297,7 @@ def test_tiny_model_overfits_fixed_windows():
     batch = make_batch(model.config, lengths=(8, 5, 10, 3), frames=False, behavior=False, seed=3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(150):
-        losses = model(batch)["losses"]
+        losses = model.losses(model(batch), batch)
         loss = losses["id"] + losses["dt"]
         optimizer.zero_grad()
         loss.backward()

@@ -119,7 +119,7 @@ def test_invalid_readout_raises(readout, rate_data):
     X, y, _, _ = rate_data
     for est in (NeuroformerClassifier(readout=readout, max_epochs=1, **FAST),
                 NeuroformerRegressor(readout=readout, max_epochs=1, **FAST)):
-        with pytest.raises(ValueError, match="readout must be one of"):
+        with pytest.raises(ValueError, match="The .readout. parameter of"):
             est.fit(X[:20], y[:20].astype(float) if isinstance(est, NeuroformerRegressor)
                     else y[:20])
 

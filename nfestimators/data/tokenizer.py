@@ -208,15 +208,17 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
         return tokens
 
     def _warn_dropped(self, tokens):
-        for name, dropped, budget in (
-            ("current", tokens.n_dropped, int(self.max_tokens) - 1),
-            ("past", tokens.n_dropped_prev, int(self.max_prev_tokens) - 2),
+        for name, dropped, kept, budget in (
+            ("current", tokens.n_dropped, tokens.length, int(self.max_tokens) - 1),
+            ("past", tokens.n_dropped_prev, tokens.prev_length, int(self.max_prev_tokens) - 2),
         ):
             if dropped is not None and dropped.any():
+                held = int((dropped + kept)[dropped > 0].sum())
                 warnings.warn(
                     f"{int(np.count_nonzero(dropped))} of {len(dropped)} {name} windows hold more "
                     f"than {budget} spikes; {int(dropped.sum())} of their earliest spikes were "
-                    f"dropped. Raise max_{'prev_' if name == 'past' else ''}tokens to keep them.",
+                    f"dropped (of the {held} spikes they hold). "
+                    f"Raise max_{'prev_' if name == 'past' else ''}tokens to keep them.",
                     TokenBudgetWarning, stacklevel=3)
 
     def inverse_transform(self, tokens):

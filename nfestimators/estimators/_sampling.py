@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ..data import TokenStore
 from ..data.windows import _offsets_from_lengths
 from ..generation import GeneratedTokens, generate_tokens, past_from_generated
 
@@ -50,11 +49,11 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
     """
     if past not in PAST_MODES:
         raise ValueError(f"past must be one of {PAST_MODES}; got {past!r}.")
-    device = est._run_device()
+    device = est._model_to_inference_device()
     model = est.model_
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     generator = torch.Generator(device=device).manual_seed(seed)
-    store = TokenStore(est.tokenizer_.transform(X), device, **est._prepare_inputs(X, reset=False))
+    store = est.input_encoder_.store(X, device)
     max_new = model.config.block_size - 1
     kwargs = dict(max_new_tokens=max_new, generator=generator, dt_limit=X.n_bins,
                   batch_size=batch_size, **sampling)

@@ -9,12 +9,10 @@ import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..data import SpikeTokenizer, TokenStore
-from ..model.config import READOUTS
 from ._base import NeuroformerBase
+from ._params import SIZE_PARAMETERS
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
-FREEZE_OPTIONS = ("none", "backbone")
 COUNT_KNOTS = 16  # knots of the spike-count code of readout="mean+count"
 COUNT_BINS = 5  # time bins per window of the per-neuron counts of readout="mean+binned"
 
@@ -26,7 +24,7 @@ def count_bins_for(n_bins):
     return int(min(COUNT_BINS, n_bins))
 
 
-class SupervisedNeuroformer(NeuroformerBase):
+class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` to the shared base.
 
     The regressor and the classifier take exactly these parameters, so the ``__init__``
@@ -35,11 +33,11 @@ class SupervisedNeuroformer(NeuroformerBase):
 
     def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, readout="mean",
                  preset="small", n_layers=None, n_embd=None, n_head=None, dropout=None,
-                 max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
-                 round_counts=False, max_epochs=30, batch_size=32, lr=1e-3, weight_decay=0.1,
-                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5,
-                 device="auto", precision="auto", compile=False, cuda_graphs="auto",
-                 callbacks=None, random_state=None, verbose=0):
+                 compat=(), dt=None, max_tokens=None, max_prev_tokens=None,
+                 behavior_inputs=None, round_counts=False, max_epochs=30, batch_size=32,
+                 lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
+                 n_iter_no_change=5, device="auto", precision="auto", compile=False,
+                 cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
         self.pretrained = pretrained
         self.freeze = freeze
         self.sclm_weight = sclm_weight
@@ -49,6 +47,8 @@ class SupervisedNeuroformer(NeuroformerBase):
         self.n_embd = n_embd
         self.n_head = n_head
         self.dropout = dropout
+        self.compat = compat
+        self.dt = dt
         self.max_tokens = max_tokens
         self.max_prev_tokens = max_prev_tokens
         self.behavior_inputs = behavior_inputs
@@ -68,8 +68,8 @@ class SupervisedNeuroformer(NeuroformerBase):
         self.random_state = random_state
         self.verbose = verbose
 
-
     def _pretrained_estimator(self):
+        """The fitted estimator of ``pretrained`` (None without one)."""
         source = self.pretrained
         if source is None:
             return None
@@ -77,48 +77,64 @@ class SupervisedNeuroformer(NeuroformerBase):
             source = NeuroformerBase.load(source)
         elif isinstance(source, FrozenEstimator):
             source = source.estimator
+        elif isinstance(source, NeuroformerBase) and not hasattr(source, "model_"):
+            raise ValueError(
+                f"pretrained is an unfitted {type(source).__name__}: clone (and GridSearchCV, "
+                "cross_val_score, which clone every parameter) copies an estimator without "
+                "its fitted weights. Wrap the fitted pretrainer in "
+                "sklearn.frozen.FrozenEstimator(pretrainer), or pass the path of "
+                "pretrainer.save(path).")
         if not isinstance(source, NeuroformerBase):
             raise TypeError("pretrained must be a path to a saved estimator, or a fitted "
                             "NeuroformerPretrainer wrapped in sklearn.frozen.FrozenEstimator; "
                             f"got {type(self.pretrained).__name__}.")
         check_is_fitted(source, "model_")
+        self._check_size_settings(source)
         return source
 
-    def _fit_supervised(self, X, targets, n_targets=0, n_classes=0):
-        """Tokenize, build (or take over) the model, add the head, train. ``targets`` is a
-        dict of store arrays (``y_reg`` or ``y_cls``)."""
-        if self.freeze not in FREEZE_OPTIONS:
-            raise ValueError(f"freeze must be one of {FREEZE_OPTIONS}; got {self.freeze!r}.")
-        if float(self.sclm_weight) < 0:
-            raise ValueError(f"sclm_weight must be >= 0; got {self.sclm_weight}.")
-        if not isinstance(self.readout, str) or self.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}.")
-        self._fit_setup(X)
+    def _check_size_settings(self, source):
+        """Refuse model-size parameters that differ from the pretrained model's: they would
+        be ignored (the backbone is the pretrained one)."""
+        defaults = type(self)().get_params(deep=False)
+        given = self.get_params(deep=False)
+        pretrained = source.get_params(deep=False)
+        conflicts = [f"{name}={given[name]!r} (pretrained: {pretrained.get(name)!r})"
+                     for name in SIZE_PARAMETERS
+                     if given[name] != defaults[name] and given[name] != pretrained.get(name)]
+        if conflicts:
+            raise ValueError(f"with pretrained=..., the model size is the pretrained one's; "
+                             f"{', '.join(conflicts)} cannot apply. Leave these at their "
+                             "defaults, or train without pretrained.")
+
+    def _fit_supervised(self, X, targets, n_targets=0, n_classes=0, labels=None):
+        """Build (or take over) the inputs and model, add the head, train.
+
+        ``X`` comes from ``_start_fit``; ``targets`` is a dict of store arrays (``y_reg`` or
+        ``y_cls``); ``labels`` stratify the validation split.
+        """
         source = self._pretrained_estimator()
         init_state = None
         if source is None:
             if self.freeze != "none":
                 raise ValueError("freeze='backbone' needs pretrained weights (pretrained=...).")
-            self.tokenizer_ = SpikeTokenizer(*self._token_budget(X)).fit(X)
-            inputs = self._prepare_inputs(X, reset=True)
-            config = self._model_config(X, n_targets=n_targets, n_classes=n_classes)
+            X = self._fit_inputs(X)
+            config = self._model_config(n_targets=n_targets, n_classes=n_classes)
         else:
-            self._take_over_inputs(source, X)
-            inputs = self._prepare_inputs(X, reset=False)
+            X = self._take_over_inputs(source, X)
             config = dataclasses.replace(source.model_.config, n_targets=n_targets,
-                                         n_classes=n_classes, **self._dropout_override())
+                                         n_classes=n_classes, **self._dropout_fields())
             # the backbone only: the head (of the new width, for the new readout) starts fresh
             init_state = {k: v for k, v in source.model_.state_dict().items()
                           if not k.startswith(tuple(HEADS.values()))}
-        tokens = self.tokenizer_.transform(X)
-        self.model_config_ = dataclasses.replace(config, **self._readout_config(tokens.length))
-        store = TokenStore(tokens, self.device_, **inputs, **targets)
+        store = self.input_encoder_.store(X, self.device_, targets)
+        self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length))
         objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
-        return self._train(store, weights, bprop, init_state=init_state, trainable=trainable)
+        return self._train(store, weights, bprop, init_state=init_state, trainable=trainable,
+                           labels=labels)
 
     def _readout_config(self, n_tokens):
         """Model config fields of the head's readout; with ``"mean+count"`` and
@@ -136,46 +152,17 @@ class SupervisedNeuroformer(NeuroformerBase):
             fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins))
         return fields
 
-    def _dropout_override(self):
-        if self.dropout is None:
-            return {}
-        return {k: float(self.dropout) for k in (
-            "dropout_attn", "dropout_resid", "dropout_embd", "dropout_frames")}
-
     def _take_over_inputs(self, source, X):
-        """Use the pretrained vocabulary and input scalers; refuse data they do not fit."""
-        tok = source.tokenizer_
-        if X.n_neurons != tok.n_neurons_:
+        """Take the pretrained input encoder as a unit; refuse data it does not fit.
+        Returns ``X`` in its time bins."""
+        inputs = source.input_encoder_
+        n_neurons = inputs.tokenizer.n_neurons_
+        if X.n_neurons != n_neurons:
             raise ValueError(
                 f"X has {X.n_neurons} neurons, but the pretrained model's vocabulary has "
-                f"{tok.n_neurons_}; finetune on the same neurons as the pretraining data.")
-        self.tokenizer_ = tok
-        tok.check_windows(X)
-        for name in ("behavior_inputs_", "behavior_mean_", "behavior_scale_", "frame_mean_",
-                     "frame_scale_", "_behavior_index"):
-            if hasattr(source, name):
-                setattr(self, name, getattr(source, name))
-
-
-
-SUPERVISED_PARAMETERS = """\
-    pretrained : str, path or FrozenEstimator, optional
-        Weights to start from: the path of a saved estimator (:meth:`save`), or a fitted
-        :class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator`
-        (so that ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from
-        the same weights). The data must have the pretraining data's neurons. None trains
-        from scratch.
-    freeze : {"none", "backbone"}, default="none"
-        ``"backbone"`` trains the new head only (linear probing of the pretrained model).
-    sclm_weight : float, default=0.0
-        Weight of the spike objective (next neuron id 0.6, next dt 0.4 of it) kept during
-        finetuning next to the supervised loss.
-    readout : {"mean", "mean+count"}, default="mean"
-        What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer
-        over the window's SOS and spike positions. A mean does not say how many spikes
-        were averaged, so a rate code (information in the number of spikes) is hard to
-        read from it. ``"mean+count"`` adds a code of the window's spike count n: 16
-        piecewise-linear interpolation weights of ``log(1 + n)`` between knots at quantiles
-        of the training windows, through which the head learns any function of the count
-        in a few epochs. With ``pretrained``, the backbone is loaded and the head is new
-        either way."""
+                f"{n_neurons}; finetune on the same neurons as the pretraining data.")
+        if self.dt is not None and not np.isclose(self.dt, inputs.tokenizer.dt_):
+            raise ValueError(f"dt={self.dt} differs from the pretrained model's bins of "
+                             f"{inputs.tokenizer.dt_:g} s; leave dt=None to use them.")
+        self.input_encoder_ = inputs
+        return inputs.check(X)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
-from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
+from ._supervised import SupervisedNeuroformer
 
 
 class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
-    __doc__ = f"""Classify spike windows (stimulus identity, condition, trial type).
+    """Classify spike windows (stimulus identity, condition, trial type).
 
     A linear head on the PAD-masked mean of the last layer (and on a code of the window's
     spike count with ``readout="mean+count"``) is trained with cross-entropy.
@@ -21,12 +20,11 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
 
     Parameters
     ----------
-{SUPERVISED_PARAMETERS}
-{COMMON_PARAMETERS.format(max_epochs=30, lr=1e-3, n_iter_no_change=5)}
+{parameters}
 
     Attributes
     ----------
-{FITTED_ATTRIBUTES}
+{fitted_attributes}
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 
@@ -40,6 +38,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     400
     """
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit on windows ``X`` and labels ``y`` of shape (n_samples,).
 
@@ -47,22 +46,28 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
         -------
         self : NeuroformerClassifier
         """
-        X = self._windows(X, reset=True)
+        X = self._start_fit(X)
         if y is None:
             raise ValueError("NeuroformerClassifier requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} labels for {len(X)} windows.")
-        check_classification_targets(y)
-        self.classes_, y_index = np.unique(y, return_inverse=True)
+        try:
+            check_classification_targets(y)
+            self.classes_, y_index = np.unique(y, return_inverse=True)
+        except TypeError as exc:  # labels that cannot be ordered, e.g. strings and numbers
+            kinds = sorted({type(label).__name__ for label in y})
+            raise ValueError(f"y mixes labels of the types {kinds}, which cannot be sorted; "
+                             "give labels of one type (e.g. all str or all int).") from exc
         if len(self.classes_) < 2:
             raise ValueError(f"y contains only 1 class ({self.classes_[0]!r}); a classifier "
                              "needs at least 2.")
-        return self._fit_supervised(X, {"y_cls": y_index}, n_classes=len(self.classes_))
+        return self._fit_supervised(X, {"y_cls": y_index}, n_classes=len(self.classes_),
+                                    labels=y_index)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
-        X = self._windows(X, reset=False)
+        X = self._check_X(X, reset=False)
         logits = self._forward_all(X, lambda out, b: out["class_logits"].float().cpu().numpy())
         return softmax(logits.astype(np.float64), axis=1)
 
@@ -73,6 +78,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on ``(X, y)``; labels never seen in fit raise a ValueError."""
+        check_is_fitted(self)
         unseen = np.setdiff1d(np.asarray(y), self.classes_)
         if unseen.size:
             raise ValueError(f"y contains labels not seen in fit: {unseen[:10].tolist()}.")

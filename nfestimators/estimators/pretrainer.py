@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import torch.nn.functional as F
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 
-from ..data import SpikeTokenizer, TokenStore
 from ..metrics import bits_per_spike_from_log_likelihood
+from ..model.config import MODALITIES, behavior_column, behavior_modality
+from ..model.losses import sclm_loss
 from ._base import NeuroformerBase
 from ._sampling import sample_windows
-from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
 
-MODALITIES = ("id", "frames", "behavior")
+LOSS_WEIGHTS = {"id": 0.45, "dt": 0.30, "contrastive": 0.25}  # the paper's effective weights
 
 
 class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                             NeuroformerBase):
-    __doc__ = f"""Pretrain Neuroformer on unlabelled spikes; transform windows into latents.
+    """Pretrain Neuroformer on unlabelled spikes; transform windows into latents.
 
     ``fit(X)`` trains the transformer to predict every next spike of a window (its neuron
     and its time bin; the spike causal language modelling objective, SCLM) given the
@@ -28,26 +27,11 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     Parameters
     ----------
-    contrastive : "auto" or tuple of str, default="auto"
-        Modalities to align: ``"id"`` (the spikes of the window, encoded before they see
-        the other modalities), ``"frames"`` (stimulus), ``"behavior"`` (all behaviour
-        inputs together) or the name of one behaviour variable of ``X`` (e.g.
-        ``("id", "frames", "speed")``); a named variable is also fed to the model as a
-        behaviour input. ``"auto"`` aligns spikes with frames when ``X`` carries frames,
-        else nothing.
-    strategy : {{"single", "ddp"}}, default="single"
-        ``"ddp"``: data-parallel training with ``DistributedDataParallel``, one process per
-        device, launched by ``torchrun`` (see :mod:`nfestimators.train`); every process
-        calls ``fit`` on the same data. Each global batch of ``batch_size`` windows is split
-        over the processes and the objective is exactly that of the global batch, so the
-        fit matches the single-process one up to float rounding. A CUDA ``device`` becomes
-        ``cuda:<LOCAL_RANK>``. ``random_state=None`` takes rank 0's draw. ``callbacks`` run
-        on every rank.
-{COMMON_PARAMETERS.format(max_epochs=20, lr=1e-3, n_iter_no_change=None)}
+{parameters}
 
     Attributes
     ----------
-{FITTED_ATTRIBUTES}
+{fitted_attributes}
     baseline_rates_ : ndarray of shape (n_neurons,)
         Mean spikes per bin of each neuron in the training data (the Poisson baseline of
         :meth:`score`).
@@ -63,19 +47,20 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     """
 
     def __init__(self, *, contrastive="auto", preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, max_tokens=None, max_prev_tokens=None,
-                 behavior_inputs=None, round_counts=False, max_epochs=20, batch_size=32,
-                 lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
-                 n_iter_no_change=None, device="auto", precision="auto", compile=False,
-                 cuda_graphs="auto", strategy="single", callbacks=None, random_state=None,
-                 verbose=0):
+                 n_head=None, dropout=None, compat=(), dt=None, max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False, max_epochs=20,
+                 batch_size=32, lr=1e-3, weight_decay=0.1, warmup_fraction=0.1,
+                 validation_fraction=0.1, n_iter_no_change=None, device="auto",
+                 precision="auto", compile=False, cuda_graphs="auto", strategy="single",
+                 callbacks=None, random_state=None, verbose=0):
         self.contrastive = contrastive
-        self.strategy = strategy
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd
         self.n_head = n_head
         self.dropout = dropout
+        self.compat = compat
+        self.dt = dt
         self.max_tokens = max_tokens
         self.max_prev_tokens = max_prev_tokens
         self.behavior_inputs = behavior_inputs
@@ -91,10 +76,12 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.precision = precision
         self.compile = compile
         self.cuda_graphs = cuda_graphs
+        self.strategy = strategy
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Pretrain on the windows ``X`` (SpikeWindows or a count array); ``y`` is ignored.
 
@@ -102,17 +89,15 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self : NeuroformerPretrainer
         """
-        X = self._windows(X, reset=True)
-        self._fit_setup(X)
-        self.tokenizer_ = SpikeTokenizer(*self._token_budget(X)).fit(X)
-        inputs = self._prepare_inputs(X, reset=True)
-        contrastive = self._contrastive_modalities(X)
-        self.model_config_ = self._model_config(X, contrastive=contrastive)
+        X = self._fit_inputs(self._start_fit(X))
+        self.model_config_ = self._model_config(contrastive=self._contrastive_modalities(X))
         n_bins_seen = len(X) * X.n_bins
         self.baseline_rates_ = np.bincount(X.neuron, minlength=X.n_neurons) / n_bins_seen
-        store = TokenStore(self.tokenizer_.transform(X), self.device_, **inputs)
-        weights = {"id": 0.45, "dt": 0.30, "contrastive": 0.25}
-        return self._train(store, weights, loss_bprop=None)
+        store = self.input_encoder_.store(X, self.device_)
+        return self._train(store, LOSS_WEIGHTS, bprop=None)
+
+    def _training_strategy(self):
+        return self.strategy
 
     def _contrastive_names(self):
         """The ``contrastive`` parameter as a tuple of names (None for "auto")."""
@@ -142,7 +127,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             if name == "frames" and X.frame_index is None:
                 raise ValueError("contrastive names 'frames', but X carries no stimulus frames.")
             if name in inputs and name not in MODALITIES:
-                name = f"behavior:{inputs.index(name)}"
+                name = behavior_modality(inputs.index(name))
             elif name not in MODALITIES:
                 known = list(X.behavior_names or ())
                 raise ValueError(f"unknown contrastive modality {name!r}; use 'id', 'frames', "
@@ -156,6 +141,11 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """Latent width, for ``get_feature_names_out`` and ``set_output`` (sklearn's mixin)."""
         proj = self.model_.clip_proj
         return self.model_.config.n_embd if proj is None else proj.out_features
+
+    def _modality_name(self, modality):
+        """The user's name of a model modality: ``"behavior:<j>"`` -> the variable's name."""
+        column = behavior_column(modality)
+        return modality if column is None else self.behavior_inputs_[column]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -181,13 +171,11 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         Z : ndarray of shape (n_samples, latent_dim), float32
         """
-        X = self._windows(X, reset=False)
+        X = self._check_X(X, reset=False)
         projected = self.model_.clip_proj is not None
         keys = {"id": "id"}
         if projected:
-            inputs = list(getattr(self, "behavior_inputs_", ()))
-            keys = {inputs[int(m[9:])] if m.startswith("behavior:") else m: m
-                    for m in self.model_.config.contrastive}
+            keys = {self._modality_name(m): m for m in self.model_.config.contrastive}
         if modality not in keys:
             raise ValueError(f"modality {modality!r} has no latent in this model; choose from "
                              f"{list(keys)}.")
@@ -238,7 +226,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             gives the raster and ``to_spike_times()`` absolute spike times (window start +
             dt offset).
         """
-        X = self._windows(X, reset=False)
+        X = self._check_X(X, reset=False)
         sampling = dict(temperature=temperature, temperature_dt=temperature_dt, top_k=top_k,
                         top_k_dt=top_k_dt, top_p=top_p, top_p_dt=top_p_dt, greedy=greedy)
         return sample_windows(self, X, past=past, sampling=sampling, random_state=random_state,
@@ -253,21 +241,21 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         neuron and bin, then the end of the window); the baseline's is that of the same
         spikes' counts. Spikes dropped by the token budget are left out of both.
         """
-        X = self._windows(X, reset=False)
+        X = self._check_X(X, reset=False)
         rates = np.maximum(self.baseline_rates_, 1.0 / (2 * len(X) * X.n_bins + 1))
         log_rates = np.log(rates)
         n_bins = X.n_bins
         total_rate = rates.sum()
+        config = self.model_.config
 
         def log_likelihoods(out, batch):
-            ll_id = -F.cross_entropy(out["logits_id"].float().transpose(1, 2), batch["target_id"],
-                                     ignore_index=self.model_config_.pad_id, reduction="none")
-            ll_dt = -F.cross_entropy(out["logits_dt"].float().transpose(1, 2), batch["target_dt"],
-                                     ignore_index=self.model_config_.pad_dt, reduction="none")
-            model_ll = (ll_id + ll_dt).sum(1).cpu().numpy()
+            # the training loss, per token: minus the log-likelihood of each next token
+            nll = (sclm_loss(out["logits_id"], batch["target_id"], config.pad_id, "none")
+                   + sclm_loss(out["logits_dt"], batch["target_dt"], config.pad_dt, "none"))
+            model_ll = -nll.sum(1).cpu().numpy()
             ids = batch["target_id"].cpu().numpy()
             dts = batch["target_dt"].cpu().numpy()
-            is_spike = ids < self.tokenizer_.n_neurons_
+            is_spike = ids < config.n_neurons
             n_spikes = is_spike.sum(1)
             base = np.where(is_spike, log_rates[np.where(is_spike, ids, 0)], 0.0).sum(1)
             base -= n_bins * total_rate + _log_factorial_of_repeats(ids, dts, is_spike)

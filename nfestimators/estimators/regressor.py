@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils.validation import check_array
 
-from ._docs import COMMON_PARAMETERS, FITTED_ATTRIBUTES
-from ._supervised import SUPERVISED_PARAMETERS, SupervisedNeuroformer
+from ._supervised import SupervisedNeuroformer
 
 
 class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
-    __doc__ = f"""Decode continuous variables (behaviour) from spike windows.
+    """Decode continuous variables (behaviour) from spike windows.
 
     A linear head on the PAD-masked mean of the last layer (and on a code of the window's
     spike count with ``readout="mean+count"``) predicts the standardised targets with a
@@ -20,12 +19,11 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
 
     Parameters
     ----------
-{SUPERVISED_PARAMETERS}
-{COMMON_PARAMETERS.format(max_epochs=30, lr=1e-3, n_iter_no_change=5)}
+{parameters}
 
     Attributes
     ----------
-{FITTED_ATTRIBUTES}
+{fitted_attributes}
     y_mean_, y_scale_ : ndarray of shape (n_targets,)
         Standardisation of the targets (predictions are returned in the original units).
 
@@ -39,6 +37,7 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     (400, 3)
     """
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit on windows ``X`` and targets ``y`` of shape (n_samples,) or (n_samples, n_targets).
 
@@ -46,7 +45,7 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
         -------
         self : NeuroformerRegressor
         """
-        X = self._windows(X, reset=True)
+        X = self._start_fit(X)
         y = self._check_y(y, len(X))
         self.y_ndim_ = y.ndim
         Y = y.reshape(len(y), -1)
@@ -73,7 +72,7 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) as ``y`` in fit."""
-        X = self._windows(X, reset=False)
+        X = self._check_X(X, reset=False)
         Y = self._forward_all(X, lambda out, batch: out["y_reg"].float().cpu().numpy())
         Y = Y * self.y_scale_ + self.y_mean_
         return Y[:, 0] if self.y_ndim_ == 1 else Y

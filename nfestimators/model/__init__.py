@@ -3,8 +3,10 @@
 This subpackage depends on torch, numpy and the standard library only.
 """
 
-from .config import PRESETS, NeuroformerConfig, make_config
-from .neuroformer import Context, DecodeState, Neuroformer
+from .config import (PRESETS, NeuroformerConfig, behavior_column, behavior_modality,
+                     compat_fields, make_config)
+from .neuroformer import Neuroformer
+from .state import Context, DecodeState, eval_mode
 
 
 def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id",), **overrides):
@@ -41,4 +43,6 @@ def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id"
     return Neuroformer(config)
 
 
-__all__ = ["PRESETS", "Context", "DecodeState", "Neuroformer", "NeuroformerConfig", "build_model", "make_config"]
+__all__ = ["PRESETS", "Context", "DecodeState",
+           "Neuroformer", "NeuroformerConfig", "behavior_column", "behavior_modality",
+           "build_model", "compat_fields", "eval_mode", "make_config"]

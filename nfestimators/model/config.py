@@ -8,6 +8,31 @@ from dataclasses import dataclass
 
 MODALITIES = ("id", "frames", "behavior")
 READOUTS = ("mean", "mean+count", "mean+binned")
+# The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
+COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
+                   "clip_final_layer")
+BEHAVIOR_PREFIX = "behavior:"
+
+
+def behavior_modality(column):
+    """Contrastive modality name of behaviour input column ``column``: ``"behavior:<j>"``."""
+    return f"{BEHAVIOR_PREFIX}{int(column)}"
+
+
+def behavior_column(modality):
+    """Column ``j`` of a ``"behavior:<j>"`` modality name; None for any other name."""
+    if not modality.startswith(BEHAVIOR_PREFIX):
+        return None
+    return int(modality[len(BEHAVIOR_PREFIX):])
+
+
+def compat_fields(switches):
+    """Config fields ``{"compat_<name>": True}`` of the switch names ``switches``
+    (a subset of :data:`COMPAT_SWITCHES`)."""
+    unknown = sorted(set(switches) - set(COMPAT_SWITCHES))
+    if unknown:
+        raise ValueError(f"unknown compat switches {unknown}; choose among {COMPAT_SWITCHES}")
+    return {f"compat_{name}": True for name in switches}
 
 
 @dataclass
@@ -86,9 +111,6 @@ class NeuroformerConfig:
         Temperature of the InfoNCE similarities.
     symmetric_clip : bool
         Symmetric CLIP loss instead of the original one-directional InfoNCE.
-    loss_weight_id, loss_weight_dt, loss_weight_contrastive, loss_weight_regression, \
-loss_weight_classification : float
-        Default weights of :meth:`Neuroformer.total_loss`.
     id_head : {"given_dt", "independent"}
         How the next token's neuron id is predicted. ``"given_dt"``: from the final stream
         and the next token's dt (the joint of id and dt factorised exactly as
@@ -143,11 +165,6 @@ loss_weight_classification : float
     clip_embd: int | None = None
     clip_temp: float = 0.5
     symmetric_clip: bool = False
-    loss_weight_id: float = 0.45
-    loss_weight_dt: float = 0.30
-    loss_weight_contrastive: float = 0.25
-    loss_weight_regression: float = 1.0
-    loss_weight_classification: float = 1.0
     id_head: str = "given_dt"
     compat_drop_frame_pe: bool = False
     compat_layernorm_behavior: bool = False
@@ -183,7 +200,7 @@ loss_weight_classification : float
                     b <= a for a, b in zip(knots, knots[1:])):
                 raise ValueError("readout='mean+count' needs count_knots: one or more finite, "
                                  f"strictly increasing values; got {knots}")
-        columns = [f"behavior:{j}" for j in range(self.n_behavior_inputs)]
+        columns = [behavior_modality(j) for j in range(self.n_behavior_inputs)]
         unknown = set(self.contrastive) - set(MODALITIES) - set(columns)
         if unknown:
             raise ValueError(f"unknown contrastive modalities {sorted(unknown)}; choose among "
@@ -232,16 +249,6 @@ loss_weight_classification : float
     @property
     def use_frames(self) -> bool:
         return self.frames_shape is not None and self.n_layers_stimulus > 0
-
-    @property
-    def loss_weights(self) -> dict[str, float]:
-        return {
-            "id": self.loss_weight_id,
-            "dt": self.loss_weight_dt,
-            "contrastive": self.loss_weight_contrastive,
-            "regression": self.loss_weight_regression,
-            "classification": self.loss_weight_classification,
-        }
 
     def to_dict(self) -> dict:
         """Plain-dict form, inverse of ``NeuroformerConfig(**d)``."""

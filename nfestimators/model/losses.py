@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 
 def sclm_loss(logits, targets, pad_index, reduction="mean"):
-    """Next-token cross-entropy averaged (or summed) over non-PAD targets (EOS included).
+    """Next-token cross-entropy averaged (or summed) over non-PAD targets (EOS included), or
+    per token.
 
     Parameters
     ----------
@@ -17,17 +18,19 @@ def sclm_loss(logits, targets, pad_index, reduction="mean"):
     targets : LongTensor of shape (B, T)
     pad_index : int
         Targets equal to it are ignored.
-    reduction : {"mean", "sum"}, default="mean"
+    reduction : {"mean", "sum", "none"}, default="mean"
         ``"sum"`` gives the summed token losses (data-parallel training divides them by the
-        global token count).
+        global token count); ``"none"`` the loss of every token, (B, T), 0 at PAD targets
+        (the log-likelihoods of :meth:`NeuroformerPretrainer.score`).
 
     Returns
     -------
     Tensor
-        Scalar loss.
+        Scalar loss, or (B, T) with ``reduction="none"``.
     """
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_index,
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_index,
                            reduction=reduction)
+    return loss.reshape(targets.shape) if reduction == "none" else loss
 
 
 def info_nce(a, b, temperature, symmetric=False):

@@ -27,73 +27,16 @@ tokens n: piecewise-linear interpolation weights of ``log(1 + n)`` between the K
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import KV, CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
-from .config import NeuroformerConfig
+from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
+from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
 from .losses import contrastive_loss, sclm_loss
-
-
-@dataclass
-class Context:
-    """Encoded inputs that do not depend on the current tokens (None when absent).
-
-    Attributes
-    ----------
-    past : Tensor of shape (B, Tp, E) or None
-        Embedded past-window tokens.
-    past_valid : BoolTensor of shape (B, Tp) or None
-        False at PAD past tokens; None when padding is not masked.
-    frames : Tensor of shape (B, 1 + n_frame_tokens, E) or None
-        Frame feature-encoder output (SOS token first).
-    behavior : Tensor of shape (B, n_behavior_inputs, E) or None
-        Behaviour input embeddings.
-    """
-
-    past: torch.Tensor | None = None
-    past_valid: torch.Tensor | None = None
-    frames: torch.Tensor | None = None
-    behavior: torch.Tensor | None = None
-
-    def select(self, rows):
-        """The context of the windows ``rows`` (LongTensor of row indices) only."""
-        parts = (self.past, self.past_valid, self.frames, self.behavior)
-        return Context(*(None if t is None else t[rows] for t in parts))
-
-
-@dataclass
-class DecodeState:
-    """Incremental decoding state of a batch of windows.
-
-    Attributes
-    ----------
-    memory : dict of str to (list of KV, mask)
-        Per fusion stage ("history", "stimulus", "behavior") present: the cross-attention
-        K/V of each block and the key mask (B, 1, 1, Tk) or None.
-    self_kv : list of KV or None
-        K/V cache of every causal self-attention layer (feature encoder, then final stack),
-        each (B, H, length, E/H).
-    length : int
-        Number of tokens already decoded.
-    """
-
-    memory: dict[str, tuple[list[KV], torch.Tensor | None]]
-    self_kv: list[KV | None] = field(default_factory=list)
-    length: int = 0
-
-    def select(self, rows):
-        """The state of the windows ``rows`` (LongTensor of row indices) only."""
-        memory = {
-            name: ([(k[rows], v[rows]) for k, v in kvs], None if mask is None else mask[rows])
-            for name, (kvs, mask) in self.memory.items()
-        }
-        self_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.self_kv]
-        return DecodeState(memory, self_kv, self.length)
+from .state import Context, DecodeState
 
 
 class IdGivenDt(nn.Module):
@@ -126,7 +69,7 @@ class Neuroformer(nn.Module):
     >>> batch = {"id": torch.tensor([[10, 3, 11]]), "dt": torch.tensor([[0, 2, 7]]),
     ...          "target_id": torch.tensor([[3, 11, 12]]), "target_dt": torch.tensor([[2, 7, 8]])}
     >>> out = model(batch)
-    >>> out["logits_id"].shape, sorted(out["losses"])
+    >>> out["logits_id"].shape, sorted(model.losses(out, batch))
     (torch.Size([1, 3, 13]), ['dt', 'id'])
     """
 
@@ -446,7 +389,7 @@ class Neuroformer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch):
-        """Full forward pass and the losses whose targets are in ``batch``.
+        """Full forward pass: the model's outputs, no loss (see :meth:`losses`).
 
         Parameters
         ----------
@@ -461,9 +404,8 @@ class Neuroformer(nn.Module):
             modalities present, empty without contrastive), ``y_reg`` (B, n_targets) and
             ``class_logits`` (B, n_classes) when the heads exist (read from ``pooled``, and
             from the window's spike-count code with ``config.readout="mean+count"``: see
-            :meth:`readout_features`), and ``losses``
-            (unweighted: ``id``, ``dt``, ``contrastive``, ``regression``,
-            ``classification`` as present).
+            :meth:`readout_features`). Of the targets in ``batch`` only ``target_dt`` is read:
+            the id logits are conditioned on the next token's dt (:meth:`token_logits`).
         """
         c = self.config
         ids = batch["id"]
@@ -496,53 +438,50 @@ class Neuroformer(nn.Module):
                 "behavior": None if behavior is None else behavior.mean(1),
             }
             for name in dict.fromkeys(c.contrastive):
-                if name.startswith("behavior:"):  # one behaviour input, by column
-                    feature = None if behavior is None else behavior[:, int(name[9:])]
+                column = behavior_column(name)
+                if column is not None:  # one behaviour input
+                    feature = None if behavior is None else behavior[:, column]
                 else:
                     feature = features[name]
                 if feature is not None:
                     latents[name] = F.normalize(self.clip_proj(feature), dim=-1)
         out["latents"] = latents
 
-        losses = {}
-        if "target_id" in batch:
-            losses["id"] = sclm_loss(logits_id, batch["target_id"], c.pad_id)
-        if "target_dt" in batch:
-            losses["dt"] = sclm_loss(logits_dt, batch["target_dt"], c.pad_dt)
-        if len(latents) >= 2:
-            losses["contrastive"] = contrastive_loss(latents, c.clip_temp, c.symmetric_clip)
         head_input = self.readout_features(ids, batch["dt"], pooled)  # (B, E) or (B, E + K)
         if self.head_reg is not None:
             out["y_reg"] = self.head_reg(head_input)  # (B, n_targets)
-            if "y_reg" in batch:
-                target = batch["y_reg"].float().reshape(out["y_reg"].shape)
-                losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
         if self.head_cls is not None:
             out["class_logits"] = self.head_cls(head_input)  # (B, n_classes)
-            if "y_cls" in batch:
-                losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
-        out["losses"] = losses
         return out
 
-    def total_loss(self, losses, weights=None, bprop=None):
-        """Weighted sum of losses.
+    def losses(self, out, batch):
+        """The unweighted losses of the outputs ``out`` of :meth:`forward` whose targets are
+        in ``batch`` (a separate call: inference never pays for them).
 
         Parameters
         ----------
-        losses : dict of str to Tensor
-            Unweighted losses, e.g. ``forward(batch)["losses"]``.
-        weights : dict of str to float, optional
-            Overrides of the config's default weights.
-        bprop : iterable of str, optional
-            Keys to include (all present when None).
+        out : dict
+            ``forward(batch)``.
+        batch : dict
+            The batch dict, with any of ``target_id``, ``target_dt``, ``y_reg``, ``y_cls``.
 
         Returns
         -------
-        Tensor
-            Scalar loss.
+        dict of str to Tensor
+            Scalars ``id``, ``dt`` (next-token cross-entropy), ``contrastive`` (two or more
+            latents), ``regression`` (MSE) and ``classification`` (cross-entropy), as present.
         """
-        w = {**self.config.loss_weights, **(weights or {})}
-        keys = [k for k in losses if bprop is None or k in set(bprop)]
-        if not keys:
-            raise ValueError(f"no loss to sum: losses {sorted(losses)}, bprop {bprop}")
-        return sum(w[k] * losses[k] for k in keys)
+        c = self.config
+        losses = {}
+        if "target_id" in batch:
+            losses["id"] = sclm_loss(out["logits_id"], batch["target_id"], c.pad_id)
+        if "target_dt" in batch:
+            losses["dt"] = sclm_loss(out["logits_dt"], batch["target_dt"], c.pad_dt)
+        if len(out["latents"]) >= 2:
+            losses["contrastive"] = contrastive_loss(out["latents"], c.clip_temp, c.symmetric_clip)
+        if "y_reg" in out and "y_reg" in batch:
+            target = batch["y_reg"].float().reshape(out["y_reg"].shape)
+            losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
+        if "class_logits" in out and "y_cls" in batch:
+            losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
+        return losses

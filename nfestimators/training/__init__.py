@@ -1,9 +1,10 @@
 """Training engine: the skorch NeuralNet subclass, LR schedule and callbacks."""
 
-from .callbacks import EpochProgressBar
+from .callbacks import EpochProgressBar, FinishedEpochWeights
 from .graphs import GraphedTrainStep
 from .net import (LossCombiner, NeuroformerNet, TokenBatches, compile_blocks, decay_param_groups,
                   device_context, warmup_cosine)
 
-__all__ = ["EpochProgressBar", "GraphedTrainStep", "LossCombiner", "NeuroformerNet",
-           "TokenBatches", "compile_blocks", "decay_param_groups", "device_context", "warmup_cosine"]
+__all__ = ["EpochProgressBar", "FinishedEpochWeights", "GraphedTrainStep", "LossCombiner",
+           "NeuroformerNet", "TokenBatches", "compile_blocks", "decay_param_groups",
+           "device_context", "warmup_cosine"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from skorch.callbacks import Callback
 
-__all__ = ["EpochProgressBar"]
+__all__ = ["EpochProgressBar", "FinishedEpochWeights"]
 
 
 class EpochProgressBar(Callback):
@@ -31,3 +31,20 @@ class EpochProgressBar(Callback):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.bar_.close()
         del self.bar_
+
+
+class FinishedEpochWeights(Callback):
+    """Keep a copy of the weights at the end of every epoch, and put it back when the fit of a
+    :class:`~nfestimators.training.NeuroformerNet` was interrupted (``KeyboardInterrupt``) in
+    the middle of an epoch, so that the model holds the weights of its last finished epoch."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.weights_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if net.interrupted_ and self.weights_ is not None:
+            net.module_.load_state_dict(self.weights_)
+        self.weights_ = None

@@ -111,7 +111,7 @@ def gather_rows(x, sizes):
 
 def loss_shares(out, batch, config, rank, world_size):
     """This rank's shares of the global-batch losses (they add up over ranks to the
-    unweighted losses of the whole global batch, as ``Neuroformer.forward`` gives them).
+    unweighted losses of the whole global batch, as ``Neuroformer.losses`` gives them).
 
     Parameters
     ----------
@@ -156,10 +156,10 @@ def loss_shares(out, batch, config, rank, world_size):
         # every rank computes the same global InfoNCE; the shares add up to it
         shares["contrastive"] = contrastive_loss(dict(zip(names, gathered)), config.clip_temp,
                                                  config.symmetric_clip) / world_size
-    unsupported = set(out["losses"]) - set(shares)
+    unsupported = sorted({"y_reg", "y_cls"} & set(batch))
     if unsupported:
         raise NotImplementedError(f"strategy='ddp' supports the pretraining losses only; the "
-                                  f"batch also gave {sorted(unsupported)}.")
+                                  f"batch also holds the targets {unsupported}.")
     return shares
 
 

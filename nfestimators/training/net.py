@@ -211,17 +211,13 @@ class NeuroformerNet(NeuralNet):
         """``(out, losses, loss)``; under ``"ddp"`` the losses are this rank's shares of the
         global batch's (see :func:`~nfestimators.training.distributed.loss_shares`)."""
         with self._autocast():
-            if self.strategy == "ddp":
-                # targets stay out of the forward: the losses are computed over the global
-                # batch; the next dt stays in, the id logits are conditioned on it
-                inputs = {k: v for k, v in batch.items() if k == "target_dt" or not (
-                    k.startswith("target_") or k == distributed.GLOBAL_SIZE)}
-                out = self.module_(inputs)
-                config = distributed.unwrap(self.module_).config
-                losses = distributed.loss_shares(out, batch, config, self.rank_, self.world_size_)
+            out = self.module_(batch)
+            model = distributed.unwrap(self.module_)
+            if self.strategy == "ddp":  # the losses of the global batch
+                losses = distributed.loss_shares(out, batch, model.config, self.rank_,
+                                                 self.world_size_)
             else:
-                out = self.module_(batch)
-                losses = out["losses"]
+                losses = model.losses(out, batch)
         losses = {k: v.float() for k, v in losses.items()}
         return out, losses, self.criterion_(losses)
 
@@ -259,8 +255,12 @@ class NeuroformerNet(NeuralNet):
         return step
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:  # skorch stops the fit here and runs on_train_end
+            self.interrupted_ = True
+            raise
         finally:  # graphs and their memory pool go with the fit; gradients are not kept
             self.graphed_ = None
             if hasattr(self, "optimizer_"):

@@ -1,0 +1,172 @@
+"""The fitted input side of an estimator, as one object: time bins, tokenizer, behaviour
+inputs and their scaler, frame normalisation, and the window geometry they were fitted on.
+
+:class:`InputEncoder` is fitted once per ``fit`` (or taken over, as a unit, from a pretrained
+estimator), checks every later ``X`` against what it was fitted on, turns windows into the
+device tensors of a :class:`~nfestimators.data.TokenStore`, and is saved and restored
+through :meth:`InputEncoder.state` / :meth:`InputEncoder.from_state`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import SpikeTokenizer, TokenStore
+
+# Cap of the automatic token budget per preset: beyond it, attention memory outgrows the model.
+AUTO_TOKEN_CAP = {"tiny": 256, "small": 1024, "paper": 2048}
+BUDGET_QUANTILE = 0.9  # windows beyond OUTLIER_FACTOR times this quantile of the spike
+OUTLIER_FACTOR = 4  # counts are outliers: the automatic budget does not follow them
+BUDGET_HEADROOM = 1.25  # room for windows this much fuller than the fullest inlier
+
+
+def auto_token_budget(n_spikes, cap):
+    """Token budget for windows holding ``n_spikes`` spikes: ``BUDGET_HEADROOM`` times the
+    fullest window that is not an outlier (more than ``OUTLIER_FACTOR`` times the
+    ``BUDGET_QUANTILE`` quantile), plus SOS and EOS, in multiples of 8, at most ``cap``.
+    Outlying windows lose their earliest spikes, with a ``TokenBudgetWarning``."""
+    n_spikes = np.asarray(n_spikes)
+    typical = max(float(np.quantile(n_spikes, BUDGET_QUANTILE, method="higher")), 1.0)
+    fullest = int(n_spikes[n_spikes <= OUTLIER_FACTOR * typical].max(initial=1))
+    budget = -(-int(BUDGET_HEADROOM * fullest + 2) // 8) * 8
+    return int(min(budget, cap))
+
+
+def _standardization(values):
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+def behavior_columns(X, names):
+    """Indices of the behaviour variables ``names`` in ``X.behavior_names``."""
+    if not names:
+        return []
+    if X.behavior is None:
+        raise ValueError("the model was fitted with behaviour inputs; X carries none.")
+    missing = [n for n in names if n not in X.behavior_names]
+    if missing:
+        raise ValueError(f"behaviour inputs {missing} are not in X.behavior_names "
+                         f"{list(X.behavior_names)}.")
+    return [X.behavior_names.index(n) for n in names]
+
+
+class InputEncoder:
+    """Everything fitted on the input side of an estimator.
+
+    Parameters
+    ----------
+    tokenizer : SpikeTokenizer
+        Fitted; holds the vocabulary, the token budgets, ``dt`` and the window geometry.
+    dt : float or None
+        Bin width every ``X`` is rebinned to (the estimator's ``dt``); None keeps the bins.
+    behavior_inputs : tuple of str
+        Behaviour variables fed to the model.
+    behavior_mean, behavior_scale : ndarray of shape (n_behavior_inputs,) or None
+        Standardisation of the behaviour inputs.
+    frame_norm : (float, float) or None
+        Mean and scale of the stimulus frames; None when fitted without frames.
+    frames_shape : tuple of int or None
+        ``(n_frames, height, width)`` of a window's clip.
+    """
+
+    def __init__(self, tokenizer, *, dt=None, behavior_inputs=(), behavior_mean=None,
+                 behavior_scale=None, frame_norm=None, frames_shape=None):
+        self.tokenizer = tokenizer
+        self.dt = dt
+        self.behavior_inputs = tuple(behavior_inputs)
+        self.behavior_mean = behavior_mean
+        self.behavior_scale = behavior_scale
+        self.frame_norm = frame_norm
+        self.frames_shape = frames_shape
+
+    @classmethod
+    def fit(cls, X, *, dt, behavior_inputs, max_tokens, max_prev_tokens, token_cap):
+        """Fit on the training windows ``X`` (SpikeWindows); budgets None are automatic."""
+        X = X.rebin(dt)
+
+        def budget(given, n_spikes):
+            return int(given) if given is not None else auto_token_budget(n_spikes, token_cap)
+
+        tokenizer = SpikeTokenizer(budget(max_tokens, X.n_spikes()),
+                                   budget(max_prev_tokens, X.n_spikes(past=True))).fit(X)
+        kwargs = {"dt": dt, "behavior_inputs": tuple(behavior_inputs)}
+        columns = behavior_columns(X, kwargs["behavior_inputs"])
+        if columns:
+            kwargs["behavior_mean"], kwargs["behavior_scale"] = _standardization(
+                X.behavior[:, columns])
+        if X.frame_index is not None:
+            seen = X.stimulus[np.unique(X.frame_index)]
+            kwargs["frame_norm"] = (float(seen.mean()), float(seen.std() or 1.0))
+            kwargs["frames_shape"] = (X.n_frames, *np.shape(X.stimulus)[1:])
+        return cls(tokenizer, **kwargs)
+
+    @property
+    def n_behavior_inputs(self):
+        return len(self.behavior_inputs)
+
+    def check(self, X):
+        """``X`` in the fitted time bins, after checking it has the fitted geometry and inputs."""
+        X = self.tokenizer.check_windows(X.rebin(self.dt))
+        tok = self.tokenizer
+        if (X.n_bins, X.n_prev_bins) != (tok.n_bins_, tok.n_prev_bins_):
+            raise ValueError(
+                f"X has windows of {X.n_bins} bins with a past window of {X.n_prev_bins} bins, "
+                f"but the model was fitted on windows of {tok.n_bins_} bins with a past window "
+                f"of {tok.n_prev_bins_} bins (dt={tok.dt_:g} s); build X with the fitting "
+                "data's window and prev_window.")
+        if self.frame_norm is not None:
+            if X.frame_index is None:
+                raise ValueError("the model was fitted with stimulus frames; X carries none.")
+            shape = (X.n_frames, *np.shape(X.stimulus)[1:])
+            if shape != tuple(self.frames_shape):
+                raise ValueError(f"X has stimulus clips of shape {shape} (frames, height, "
+                                 f"width); the model was fitted on {tuple(self.frames_shape)}.")
+        behavior_columns(X, self.behavior_inputs)
+        return X
+
+    def store(self, X, device, targets=None, pad_multiple=8):
+        """The :class:`TokenStore` of ``X`` (checked by :meth:`check`) on ``device``, with the
+        training ``targets`` (a dict of store arrays: ``y_reg`` or ``y_cls``) when given."""
+        inputs = dict(targets or {})
+        if self.behavior_inputs:
+            columns = behavior_columns(X, self.behavior_inputs)
+            inputs["behavior"] = (X.behavior[:, columns] - self.behavior_mean) / self.behavior_scale
+        if self.frame_norm is not None:
+            inputs.update(stimulus=X.stimulus, frame_index=X.frame_index,
+                          frame_norm=self.frame_norm)
+        return TokenStore(self.tokenizer.transform(X), device, pad_multiple=pad_multiple,
+                          **inputs)
+
+    def state(self):
+        """Plain-value form (lists, numbers, strings), inverse of :meth:`from_state`."""
+        tok = self.tokenizer
+        fitted = {k: v.item() if isinstance(v, np.generic) else v
+                  for k, v in vars(tok).items() if k.endswith("_")}
+
+        def listed(value):
+            return None if value is None else np.asarray(value).tolist()
+
+        return {"tokenizer_params": tok.get_params(), "tokenizer_fitted": fitted,
+                "dt": self.dt, "behavior_inputs": list(self.behavior_inputs),
+                "behavior_mean": listed(self.behavior_mean),
+                "behavior_scale": listed(self.behavior_scale),
+                "frame_norm": listed(self.frame_norm), "frames_shape": listed(self.frames_shape)}
+
+    @classmethod
+    def from_state(cls, state):
+        tokenizer = SpikeTokenizer(**state["tokenizer_params"])
+        for name, value in state["tokenizer_fitted"].items():
+            setattr(tokenizer, name, value)
+
+        def array(value):
+            return None if value is None else np.asarray(value, dtype=np.float64)
+
+        def pair(value):
+            return None if value is None else tuple(value)
+
+        return cls(tokenizer, dt=state["dt"], behavior_inputs=state["behavior_inputs"],
+                   behavior_mean=array(state["behavior_mean"]),
+                   behavior_scale=array(state["behavior_scale"]),
+                   frame_norm=pair(state["frame_norm"]), frames_shape=pair(state["frames_shape"]))

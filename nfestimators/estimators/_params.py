@@ -1,0 +1,236 @@
+"""The one declared table of the estimators' parameters: constraints and documentation.
+
+Every parameter of the three estimators has one entry here. The estimators' ``__init__``
+signatures say which parameters a class takes and their defaults (sklearn reads them from
+there); :func:`parameter_constraints` gives the class's ``_parameter_constraints`` (checked
+at the start of every ``fit`` by sklearn's ``_fit_context``) and :func:`parameter_docs` the
+Parameters section of its docstring, defaults read from the signature. A new knob is one
+entry here plus its ``__init__`` argument and assignment.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import torch
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+from ..model.config import COMPAT_SWITCHES, PRESETS, READOUTS
+from ..training.distributed import STRATEGIES
+
+FREEZE_OPTIONS = ("none", "backbone")
+SIZE_PARAMETERS = ("preset", "n_layers", "n_embd", "n_head", "compat")  # fixed by `pretrained`
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter: its sklearn constraints, its type line and its description."""
+
+    constraints: list
+    kind: str
+    doc: str
+
+
+def _positive_int(low=1):
+    return Interval(Integral, low, None, closed="left")
+
+
+def _fraction(closed):
+    return Interval(Real, 0, 1, closed=closed)
+
+
+PARAMETERS = {
+    "pretrained": Parameter(
+        [None, str, os.PathLike, FrozenEstimator, HasMethods(["fit"])],
+        "str, path or FrozenEstimator, optional",
+        """Weights to start from: the path of a saved estimator (:meth:`save`), or a fitted
+:class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator` (so that
+``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from the same weights).
+The data must have the pretraining data's neurons and window geometry; the model size
+(``preset``, ``n_layers``, ``n_embd``, ``n_head``, ``compat``) is the pretrained one's.
+None trains from scratch."""),
+    "freeze": Parameter(
+        [StrOptions(set(FREEZE_OPTIONS))], '{"none", "backbone"}',
+        """``"backbone"`` trains the new head only (linear probing of the pretrained model)."""),
+    "sclm_weight": Parameter(
+        [Interval(Real, 0, None, closed="left")], "float",
+        """Weight of the spike objective (next neuron id 0.6, next dt 0.4 of it) kept during
+finetuning next to the supervised loss."""),
+    "readout": Parameter(
+        [StrOptions(set(READOUTS))], '{"mean", "mean+count"}',
+        """What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer over
+the window's SOS and spike positions. A mean does not say how many spikes were averaged,
+so a rate code (information in the number of spikes) is hard to read from it.
+``"mean+count"`` adds a code of the window's spike count n: 16 piecewise-linear
+interpolation weights of ``log(1 + n)`` between knots at quantiles of the training
+windows, through which the head learns any function of the count in a few epochs. With
+``pretrained``, the backbone is loaded and the head is new either way."""),
+    "contrastive": Parameter(
+        [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
+        """Modalities to align: ``"id"`` (the spikes of the window, encoded before they see the
+other modalities), ``"frames"`` (stimulus), ``"behavior"`` (all behaviour inputs
+together) or the name of one behaviour variable of ``X`` (e.g. ``("id", "frames",
+"speed")``); a named variable is also fed to the model as a behaviour input. ``"auto"``
+aligns spikes with frames when ``X`` carries frames, else nothing."""),
+    "strategy": Parameter(
+        [StrOptions(set(STRATEGIES))], '{"single", "ddp"}',
+        """``"ddp"``: data-parallel training with ``DistributedDataParallel``, one process per
+device, launched by ``torchrun`` (see :mod:`nfestimators.train`); every process calls
+``fit`` on the same data. Each global batch of ``batch_size`` windows is split over the
+processes and the objective is exactly that of the global batch, so the fit matches the
+single-process one up to float rounding. A CUDA ``device`` becomes ``cuda:<LOCAL_RANK>``.
+``random_state=None`` takes rank 0's draw. ``callbacks`` run on every rank."""),
+    "preset": Parameter(
+        [StrOptions(set(PRESETS))], '{"small", "paper", "tiny"}',
+        """Model size. ``"paper"`` is the lateral configuration of the paper (width 256, 8 heads,
+6 layers per stack, dropout 0.2); it is sized for a GPU (on a CPU it trains at about 15
+windows/s, and ``fit`` warns). ``"small"`` trains on a CPU in minutes; ``"tiny"`` is for
+tests."""),
+    "n_layers": Parameter(
+        [_positive_int(), None], "int, optional",
+        """Override the preset's number of layers of every stack."""),
+    "n_embd": Parameter(
+        [_positive_int(2), None], "int, optional",
+        """Override the preset's model width (even, a multiple of ``n_head``)."""),
+    "n_head": Parameter(
+        [_positive_int(), None], "int, optional",
+        """Override the preset's number of attention heads."""),
+    "dropout": Parameter(
+        [_fraction("left"), None], "float, optional",
+        """Override every dropout rate of the preset."""),
+    "compat": Parameter(
+        [tuple, list], "tuple of str",
+        f"""Behaviours of the original code to switch back on (see the differences page of the
+user guide): any of {", ".join(f'``"{name}"``' for name in COMPAT_SWITCHES)} (the
+``compat_<name>`` fields of :class:`~nfestimators.model.NeuroformerConfig`). Empty: the
+fixed model."""),
+    "dt": Parameter(
+        [Interval(Real, 0, None, closed="neither"), None], "float, optional",
+        """Time bin in seconds, a whole multiple of ``X.dt`` that divides the windows: every
+``X`` given to the estimator (in fit and after) is rebinned to it
+(:meth:`SpikeWindows.rebin`), so that ``GridSearchCV`` can search the time resolution.
+None keeps the bins of ``X``."""),
+    "max_tokens": Parameter(
+        [_positive_int(2), None], "int, optional",
+        """Token budget of a current window (``block_size.id``). Windows with more spikes keep
+their latest ``max_tokens - 1`` and a warning says how many were dropped. Default: room
+for windows a quarter fuller than the fullest training window that is not an outlier
+(more than 4 times the 90th percentile of the windows' spike counts), at most the
+preset's cap (``tiny`` 256, ``small`` 1024, ``paper`` 2048)."""),
+    "max_prev_tokens": Parameter(
+        [_positive_int(2), None], "int, optional",
+        """Token budget of a past window (``block_size.prev_id``); default as ``max_tokens``."""),
+    "behavior_inputs": Parameter(
+        [None, str, list, tuple], 'list of str or "all", optional',
+        """Behaviour variables of ``X`` (``X.behavior_names``) fed to the model as inputs
+through cross-attention. None uses none."""),
+    "round_counts": Parameter(
+        ["boolean"], "bool",
+        """Round non-integer counts (e.g. deconvolved calcium "rates", which the original code
+rounds) to the nearest integer instead of raising an error."""),
+    "max_epochs": Parameter(
+        [_positive_int()], "int", """Passes over the training windows."""),
+    "batch_size": Parameter(
+        [_positive_int()], "int", """Windows per optimisation step."""),
+    "lr": Parameter(
+        [Interval(Real, 0, None, closed="neither")], "float",
+        """Peak learning rate of AdamW (betas 0.9, 0.95), reached after a linear warmup and
+followed by a cosine decay to 10 %."""),
+    "weight_decay": Parameter(
+        [Interval(Real, 0, None, closed="left")], "float",
+        """AdamW weight decay, applied to the weights of linear layers only."""),
+    "warmup_fraction": Parameter(
+        [_fraction("both")], "float", """Fraction of the steps spent in linear LR warmup."""),
+    "validation_fraction": Parameter(
+        [_fraction("left"), None], "float or None",
+        """Fraction of the windows held out to monitor ``valid_loss`` (None or 0: no validation).
+The classifier's split is stratified by class (every class keeps windows to train on)."""),
+    "n_iter_no_change": Parameter(
+        [_positive_int(), None], "int or None",
+        """Early stopping: stop after this many epochs without a better ``valid_loss`` and
+restore the best weights. None trains for ``max_epochs``."""),
+    "device": Parameter(
+        [str, torch.device, None], "str",
+        """``"auto"`` picks CUDA, then MPS, then the CPU; resolved into ``device_``."""),
+    "precision": Parameter(
+        [StrOptions({"auto", "fp32", "bf16"})], '{"auto", "fp32", "bf16"}',
+        """``"auto"`` trains in bf16 autocast on CUDA and in fp32 elsewhere."""),
+    "compile": Parameter(
+        ["boolean"], "bool",
+        """Compile the attention blocks with ``torch.compile`` (dynamic shapes) for training."""),
+    "cuda_graphs": Parameter(
+        [StrOptions({"auto"}), "boolean"], 'bool or "auto"',
+        """Capture the whole training step (forward, losses, backward, gradient clipping,
+AdamW) in a CUDA graph per padded batch shape and replay it, which removes the per-kernel
+launch cost that dominates small and medium models. ``"auto"`` uses graphs when training
+on one CUDA device without ``compile``; ``True`` asks for them (an error off CUDA).
+Batches are then padded to multiples of 32 tokens so that few shapes occur."""),
+    "callbacks": Parameter(
+        [None, list], "list of (name, skorch.callbacks.Callback), optional",
+        """Extra skorch callbacks, passed to the training engine."""),
+    "random_state": Parameter(
+        ["random_state"], "int, RandomState instance or None",
+        """Seeds weight initialisation, shuffling, dropout and the validation split. Torch's
+global RNG is left as it was."""),
+    "verbose": Parameter(
+        ["verbose"], "int",
+        """Show a tqdm progress bar over epochs with the current losses."""),
+}
+
+
+def _signature_defaults(cls):
+    """``{name: default}`` of the keyword parameters of ``cls.__init__``."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
+
+
+def parameter_constraints(cls):
+    """The ``_parameter_constraints`` of ``cls``: the table's entries of its parameters."""
+    return {name: list(PARAMETERS[name].constraints) for name in _signature_defaults(cls)}
+
+
+def parameter_docs(cls, indent="    "):
+    """Numpy-style Parameters entries of ``cls``, in signature order, defaults included."""
+    lines = []
+    for name, default in _signature_defaults(cls).items():
+        entry = PARAMETERS[name]
+        head = entry.kind if default is None else f"{entry.kind}, default={default!r}"
+        lines.append(f"{indent}{name} : {head}")
+        lines += [f"{indent}    {line}" for line in entry.doc.splitlines()]
+    return "\n".join(lines)
+
+
+FITTED_ATTRIBUTES = """\
+    n_features_in_ : int
+        Number of neurons seen in fit.
+    device_ : str
+        Device the model was trained on.
+    precision_ : str
+        ``"fp32"`` or ``"bf16"``: the training precision.
+    cuda_graphs_ : bool
+        Whether training steps ran as CUDA graph replays.
+    input_encoder_ : InputEncoder
+        The fitted input side as one unit: time bins, tokenizer, behaviour inputs and their
+        standardisation, frame normalisation, window geometry.
+    tokenizer_ : SpikeTokenizer
+        Vocabulary and token budgets (``input_encoder_.tokenizer``).
+    behavior_inputs_ : tuple of str
+        Behaviour variables fed to the model.
+    model_config_ : NeuroformerConfig
+        Configuration of ``model_``.
+    model_ : nfestimators.model.Neuroformer
+        The trained torch module.
+    history_ : skorch.History
+        Per-epoch (and per-batch) record of every loss of the finished epochs:
+        ``train_loss``, ``valid_loss``, ``train_id``, ``train_dt``, ``train_contrastive``,
+        ``train_regression``, ...
+    n_epochs_ : int
+        Epochs finished (fewer than ``max_epochs`` after early stopping or a
+        ``KeyboardInterrupt``, which stops the fit cleanly with a warning).
+    best_epoch_ : int
+        The epoch whose weights ``model_`` holds: the best ``valid_loss`` with early
+        stopping, else the last finished epoch."""
