@@ -138,8 +138,10 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
         base = clone(self._base_estimator()).set_params(random_state=self.random_state)
         if self.pretrain not in (True, False):
             raise ValueError(f"pretrain must be True or False; got {self.pretrain!r}.")
-        if len(np.asarray(y)) < 2:  # no rows to validate on: the estimator says what is wrong
-            clone(base).fit(X, y)
+        n_samples = len(np.asarray(y))
+        if n_samples < 2:
+            raise ValueError(f"{type(self).__name__} holds out validation rows and needs at "
+                             f"least 2 samples; got n_samples = {n_samples}.")
         grids = self._grids(X, y, base)
         cv = self.cv if self.cv is not None else self._default_cv(y)
         search = GridSearchCV(base, grids, cv=cv, scoring=self.scoring, n_jobs=self.n_jobs,
