@@ -1,7 +1,11 @@
-"""Data layer: the SpikeWindows container, the tokenizer and batching (no model code)."""
+"""Data layer: the SpikeWindows container and its builders, the token layout, the tokenizer,
+batching and the shared numerics (no model code)."""
 
 from .collate import TokenStore
+from .layout import TokenLayout
 from .tokenizer import SpikeTokenizer, SpikeTokens, TokenBudgetWarning
+from .units import ImplausibleDataWarning
 from .windows import SpikeWindows, as_windows
 
-__all__ = ["SpikeTokenizer", "SpikeTokens", "SpikeWindows", "TokenBudgetWarning", "TokenStore", "as_windows"]
+__all__ = ["ImplausibleDataWarning", "SpikeTokenizer", "SpikeTokens", "SpikeWindows",
+           "TokenBudgetWarning", "TokenLayout", "TokenStore", "as_windows"]
