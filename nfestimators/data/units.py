@@ -132,7 +132,8 @@ def check_counts(counts, name="counts", *, ndim=None, whole=True, round_rates=Fa
                 f"{name} contains non-integer values; spike counts must be whole numbers "
                 "(round rates with np.rint first if that is what you mean).")
     if arr.dtype.kind in "if" and arr.min() < 0:
-        raise ValueError(f"Negative values in data passed to {name}: spike counts must be >= 0.")
+        raise ValueError(f"Negative values in data passed to {name}: spike counts must be >= 0 "
+                         "(negative values found).")
     if not whole:
         return arr.astype(np.float64)
     return arr if arr.dtype.kind in "iu" else arr.astype(np.int64)
