@@ -22,6 +22,7 @@ from scipy.special import gammaln, xlogy
 from sklearn.metrics import make_scorer
 
 from nfestimators.data import SpikeWindows
+from nfestimators.data.units import check_counts
 
 __all__ = [
     "poisson_log_likelihood",
@@ -41,8 +42,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- inputs
 @dataclass(frozen=True)
-class _Events:
-    """Spike events of the current windows, one row per (window, neuron, bin) with a weight."""
+class SpikeEvents:
+    """Spike events of the current windows, one row per (window, neuron, bin) with a weight
+    (the spike count), as the metrics and plots read them."""
 
     window: np.ndarray
     neuron: np.ndarray
@@ -57,44 +59,39 @@ class _Events:
 
 def _dense_counts(X, name, *, integer=False):
     """Validate a dense count array and return it as 3-D float ``(n, n_neurons, n_bins)``."""
-    arr = np.asarray(X)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be SpikeWindows or a numeric count array, got dtype "
-                         f"{arr.dtype}.")
-    if arr.ndim not in (2, 3):
+    if np.ndim(X) not in (2, 3):
         raise ValueError(f"{name} must be SpikeWindows, a 3-D (n_windows, n_neurons, n_bins) or a "
-                         f"2-D (n_windows, n_neurons) count array; got shape {arr.shape}.")
-    if arr.shape[0] == 0 or arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}).")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} contains negative values; spike counts must be >= 0.")
-    if integer and np.any(arr != np.round(arr)):
-        raise ValueError(f"{name} contains non-integer values; spike counts must be whole numbers.")
-    return arr if arr.ndim == 3 else arr[:, :, None]
+                         f"2-D (n_windows, n_neurons) count array; got shape {np.shape(X)}.")
+    arr = check_counts(X, name, whole=integer)
+    return (arr if arr.ndim == 3 else arr[:, :, None]).astype(np.float64)
 
 
-def _events(X, name):
+def spike_events(X, name):
     """Spike events of ``X`` (SpikeWindows or dense counts), never copying the caller's data
-    into a dense array when it is already sparse."""
+    into a dense array when it is already sparse.
+
+    Examples
+    --------
+    >>> spike_events(np.array([[[0, 2]]]), "X").weight.tolist()
+    [2.0]
+    """
     if isinstance(X, SpikeWindows):
         n = len(X)
         if n == 0:
             raise ValueError(f"{name} has no windows.")
         window = np.repeat(np.arange(n), np.diff(X.offsets))
-        return _Events(window, X.neuron.astype(np.int64), X.bin.astype(np.int64),
-                       np.ones(len(window)), n, X.n_neurons, X.n_bins, X.window_end, X.dt)
+        return SpikeEvents(window, X.neuron.astype(np.int64), X.bin.astype(np.int64),
+                           np.ones(len(window)), n, X.n_neurons, X.n_bins, X.window_end, X.dt)
     counts = _dense_counts(X, name)
     window, neuron, bins = np.nonzero(counts)
-    return _Events(window, neuron, bins, counts[window, neuron, bins], *counts.shape, None, None)
+    return SpikeEvents(window, neuron, bins, counts[window, neuron, bins], *counts.shape, None,
+                       None)
 
 
-def _check_pair(true, generated, *, same_bins=False):
+def paired_events(true, generated, *, same_bins=False):
     """Events of a true / generated pair, checked for matching windows and neurons."""
-    t = _events(true, "true_windows")
-    g = _events(generated, "generated_windows")
+    t = spike_events(true, "true_windows")
+    g = spike_events(generated, "generated_windows")
     if (t.n_windows, t.n_neurons) != (g.n_windows, g.n_neurons):
         raise ValueError(
             f"true_windows and generated_windows must have the same number of windows and "
@@ -290,7 +287,7 @@ def window_f1(true_windows, generated_windows, *, zero_division=1.0):
     zero_division = float(zero_division)
     if not 0.0 <= zero_division <= 1.0:
         raise ValueError(f"zero_division must lie in [0, 1]; got {zero_division}.")
-    t, g = _check_pair(true_windows, generated_windows)
+    t, g = paired_events(true_windows, generated_windows)
     pt, pg = _presence(t), _presence(g)
     tp = np.asarray(pt.multiply(pg).sum(axis=1)).ravel()
     n_true = np.asarray(pt.sum(axis=1)).ravel()
@@ -350,11 +347,12 @@ def psth(windows, *, bin_by="window", groups=None):
     >>> psth(np.array([[[1, 0]], [[2, 1]]]), bin_by="bin").ravel().tolist()
     [1.0, 0.0, 2.0, 1.0]
     """
-    ev = _events(windows, "windows")
-    return _psth_from_events(ev, bin_by, groups, ev)
+    ev = spike_events(windows, "windows")
+    return psth_from_events(ev, bin_by, groups, ev)
 
 
-def _psth_from_events(ev, bin_by, groups, reference):
+def psth_from_events(ev, bin_by, groups, reference):
+    """PSTH rows of the events ``ev``, at the time points of the ``reference`` events."""
     if bin_by not in ("window", "bin"):
         raise ValueError(f"bin_by must be 'window' or 'bin'; got {bin_by!r}.")
     codes, n_groups = _groups(reference, groups)
@@ -408,9 +406,9 @@ def psth_correlation(true_windows, generated_windows, *, bin_by="window", groups
     >>> np.round(psth_correlation(true, gen), 3).tolist()
     [0.982, nan, nan]
     """
-    t, g = _check_pair(true_windows, generated_windows, same_bins=bin_by == "bin")
-    return _columnwise_pearson(_psth_from_events(t, bin_by, groups, t),
-                               _psth_from_events(g, bin_by, groups, t))
+    t, g = paired_events(true_windows, generated_windows, same_bins=bin_by == "bin")
+    return _columnwise_pearson(psth_from_events(t, bin_by, groups, t),
+                               psth_from_events(g, bin_by, groups, t))
 
 
 # ------------------------------------------------------------------ behaviour
