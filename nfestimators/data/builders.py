@@ -43,7 +43,7 @@ def _warn_if_transposed(shape, name, fix):
     if neurons > 10 * bins:
         warnings.warn(f"{name} has {neurons} rows (neurons) and only {bins} columns (time bins); "
                       f"rows must be neurons and columns time bins. If yours are the other way "
-                      f"round, pass {fix}.", ImplausibleDataWarning, stacklevel=4)
+                      f"round, pass {fix}.", ImplausibleDataWarning, stacklevel=3)
 
 
 class WindowBuilders(SpikeTimeBuilder):

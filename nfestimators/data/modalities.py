@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .units import TIME_DECIMALS, check_bin_width, frame_at, window_means
+from .units import TIME_DECIMALS, ImplausibleDataWarning, check_bin_width, frame_at, window_means
 
 __all__ = ["attach_inputs", "behavior_at_times", "behavior_table", "frame_index_at"]
 
@@ -92,7 +92,8 @@ def _regular_behavior(values, step, start, stop):
     if covered > 1.5 * float(stop.max()) + step:
         warnings.warn(
             f"behavior lasts {covered:g} s at behavior_dt={step:g} s, but the windows end by "
-            f"{float(stop.max()):g} s; is behavior_dt right?", UserWarning, stacklevel=4)
+            f"{float(stop.max()):g} s; is behavior_dt right?", ImplausibleDataWarning,
+            stacklevel=4)
     return window_means(values, step, start, stop)
 
 

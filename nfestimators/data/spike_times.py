@@ -43,7 +43,7 @@ def _n_neurons(units, n_neurons):
                 f"units holds {n_used} distinct ids spread over 0..{n_neurons - 1}, giving "
                 f"{n_neurons} neurons, most of them silent; relabel sorter cluster ids with "
                 "units = np.unique(units, return_inverse=True)[1].", ImplausibleDataWarning,
-                stacklevel=4)
+                stacklevel=3)
         return n_neurons
     if units.size and units.max() >= n_neurons:
         raise ValueError(f"unit id {units.max()} >= n_neurons={n_neurons}.")
@@ -57,7 +57,7 @@ def _warn_if_samples(times, window_ends):
             f"{late} of {len(times)} spikes fall after the last window end "
             f"({window_ends.max():g} s; spikes up to {times.max():g}): spike times look like "
             "sample indices, not seconds. Divide them by the sampling rate.",
-            ImplausibleDataWarning, stacklevel=4)
+            ImplausibleDataWarning, stacklevel=3)
 
 
 def _trials(trial, spike_trial, n_spikes, n_windows):
@@ -185,4 +185,5 @@ def _with_timed_behavior(X, behavior, behavior_times, names, at, max_gap, missin
         raise ValueError(f"{reason}; {fix}." if not missing.all()
                          else f"{reason}: no window is left; check that behavior_times and "
                               "window_ends use the same clock and unit (seconds).")
-    return X.with_behavior(per_window, names)[np.flatnonzero(~missing)]
+    X = X.with_behavior(per_window, names)
+    return X[np.flatnonzero(~missing)] if missing.any() else X

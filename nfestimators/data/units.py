@@ -146,7 +146,7 @@ def warn_if_implausible_counts(counts, dt, name="counts"):
         warnings.warn(
             f"{name} holds up to {peak} spikes in one {dt:g} s bin ({peak / dt:,.0f} Hz); are "
             f"these ids or rates rather than spike counts? Check the array passed as {name}.",
-            ImplausibleDataWarning, stacklevel=4)
+            ImplausibleDataWarning, stacklevel=3)
 
 
 def window_means(values, step, start, stop):
