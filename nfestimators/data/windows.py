@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from .builders import WindowBuilders
-from .units import TIME_DECIMALS, offsets_from_lengths, ranges_index
+from .units import TIME_DECIMALS, offsets_from_lengths, ranges_index, seconds_to_bins
 
 __all__ = ["SpikeWindows", "as_windows"]
 
@@ -270,10 +270,11 @@ class SpikeWindows(WindowBuilders):
             return self
         if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
             raise ValueError(f"dt must be a positive number of seconds; got {dt!r}.")
-        factor = int(round(dt / self.dt))
-        if factor < 1 or abs(factor * self.dt - dt) > 1e-9 * max(dt, 1.0):
+        try:
+            factor = seconds_to_bins(dt, self.dt, "dt", minimum=1)
+        except ValueError:
             raise ValueError(f"dt={dt:g} s is not a whole multiple of the windows' bin width "
-                             f"{self.dt:g} s; pick a multiple such as {2 * self.dt:g}.")
+                             f"{self.dt:g} s; pick a multiple such as {2 * self.dt:g}.") from None
         if factor == 1:
             return self
         if self.n_bins % factor or self.n_prev_bins % factor:
