@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -124,8 +125,10 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the vocabulary (neuron ids, dt values) from ``X``."""
         X = as_windows(X)
-        if int(self.max_tokens) < 2 or int(self.max_prev_tokens) < 2:
-            raise ValueError("max_tokens and max_prev_tokens must be at least 2.")
+        for name in ("max_tokens", "max_prev_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
+                raise ValueError(f"{name} must be an integer of at least 2; got {value!r}.")
         self.n_neurons_ = X.n_neurons
         self.dt_ = X.dt
         self.n_bins_ = X.n_bins
