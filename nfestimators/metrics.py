@@ -412,6 +412,22 @@ def psth_correlation(true_windows, generated_windows, *, bin_by="window", groups
 
 
 # ------------------------------------------------------------------ behaviour
+def _finite_pair(first, second, names, caller, min_samples, *, shape_text, columns=False):
+    """Two finite float arrays of one 2-D shape (1-D ones as a column when ``columns``)."""
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if columns:
+        a, b = (x[:, None] if x.ndim == 1 else x for x in (a, b))
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must be {shape_text}; got "
+                         f"{np.shape(first)} and {np.shape(second)}.")
+    if a.shape[0] < min_samples:
+        raise ValueError(f"{caller} needs at least {min_samples} sample(s).")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError(f"{names[0]} and {names[1]} must be finite.")
+    return a, b
+
+
 def pearson_r(y_true, y_pred, *, multioutput="raw_values"):
     """Pearson r between true and predicted behaviour, one value per target column.
 
@@ -432,19 +448,8 @@ def pearson_r(y_true, y_pred, *, multioutput="raw_values"):
     >>> pearson_r([1, 2, 3, 4], [1, 3, 2, 4]).round(2).tolist()
     [0.8]
     """
-    a = np.asarray(y_true, dtype=np.float64)
-    b = np.asarray(y_pred, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[:, None]
-    if b.ndim == 1:
-        b = b[:, None]
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"y_true and y_pred must have the same shape (n_samples[, n_targets]); "
-                         f"got {np.shape(y_true)} and {np.shape(y_pred)}.")
-    if a.shape[0] < 2:
-        raise ValueError("pearson_r needs at least two samples.")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("y_true and y_pred must be finite.")
+    a, b = _finite_pair(y_true, y_pred, ("y_true", "y_pred"), "pearson_r", 2,
+                        shape_text="the same shape (n_samples[, n_targets])", columns=True)
     r = _columnwise_pearson(a, b)
     if multioutput == "raw_values":
         return r
@@ -488,15 +493,8 @@ def retrieval_accuracy(Z_a, Z_b, k=1):
     >>> retrieval_accuracy(Z, Z[[1, 0, 2]], k=2)
     0.3333333333333333
     """
-    a = np.asarray(Z_a, dtype=np.float64)
-    b = np.asarray(Z_b, dtype=np.float64)
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"Z_a and Z_b must be 2-D arrays of the same shape; got "
-                         f"{np.shape(Z_a)} and {np.shape(Z_b)}.")
-    if a.shape[0] < 1:
-        raise ValueError("retrieval_accuracy needs at least one sample.")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("Z_a and Z_b must be finite.")
+    a, b = _finite_pair(Z_a, Z_b, ("Z_a", "Z_b"), "retrieval_accuracy", 1,
+                        shape_text="2-D arrays of the same shape")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
 
