@@ -277,3 +277,19 @@ def test_closed_loop_generation_runs():
             block_size_prev=c.block_size_prev)
         assert batch["id_prev"].shape[1] <= c.block_size_prev
         assert (batch["id_prev"][:, 0] == c.sos_id).all()
+
+
+def test_sample_output_shares_no_array_with_the_input():
+    """Editing generated windows never edits the user's X (issue #15, item 14)."""
+    from nfestimators import NeuroformerPretrainer
+    from nfestimators.datasets import make_spiking_data
+
+    X = make_spiking_data(n_neurons=6, duration=2.0, trial_duration=2.0, random_state=0,
+                          behavior_as_input=True).windows[:12]
+    pre = NeuroformerPretrainer(preset="tiny", max_epochs=1, random_state=0, device="cpu").fit(X)
+    generated = pre.sample(X, random_state=0)
+    for name in ("window_end", "trial", "behavior", "prev_neuron", "prev_bin", "prev_offsets"):
+        assert not np.shares_memory(getattr(generated, name), getattr(X, name)), name
+    before = X.window_end.copy()
+    generated.window_end[:] = -1.0
+    np.testing.assert_array_equal(X.window_end, before)
