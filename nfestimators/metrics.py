@@ -14,15 +14,13 @@ Spike inputs are :class:`~nfestimators.data.SpikeWindows` or dense count arrays 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import sparse
 from scipy.special import gammaln, xlogy
 from sklearn.metrics import make_scorer
 
 from nfestimators.data import SpikeWindows
-from nfestimators.data.units import check_counts
+from nfestimators.data.coerce import dense_counts, paired_events, spike_events
 
 __all__ = [
     "poisson_log_likelihood",
@@ -41,68 +39,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class SpikeEvents:
-    """Spike events of the current windows, one row per (window, neuron, bin) with a weight
-    (the spike count), as the metrics and plots read them."""
-
-    window: np.ndarray
-    neuron: np.ndarray
-    bin: np.ndarray
-    weight: np.ndarray
-    n_windows: int
-    n_neurons: int
-    n_bins: int
-    window_end: np.ndarray | None  # None for dense arrays (no time information)
-    dt: float | None
-
-
-def _dense_counts(X, name, *, integer=False):
-    """Validate a dense count array and return it as 3-D float ``(n, n_neurons, n_bins)``."""
-    if np.ndim(X) not in (2, 3):
-        raise ValueError(f"{name} must be SpikeWindows, a 3-D (n_windows, n_neurons, n_bins) or a "
-                         f"2-D (n_windows, n_neurons) count array; got shape {np.shape(X)}.")
-    arr = check_counts(X, name, whole=integer)
-    return (arr if arr.ndim == 3 else arr[:, :, None]).astype(np.float64)
-
-
-def spike_events(X, name):
-    """Spike events of ``X`` (SpikeWindows or dense counts), never copying the caller's data
-    into a dense array when it is already sparse.
-
-    Examples
-    --------
-    >>> spike_events(np.array([[[0, 2]]]), "X").weight.tolist()
-    [2.0]
-    """
-    if isinstance(X, SpikeWindows):
-        n = len(X)
-        if n == 0:
-            raise ValueError(f"{name} has no windows.")
-        window = np.repeat(np.arange(n), np.diff(X.offsets))
-        return SpikeEvents(window, X.neuron.astype(np.int64), X.bin.astype(np.int64),
-                           np.ones(len(window)), n, X.n_neurons, X.n_bins, X.window_end, X.dt)
-    counts = _dense_counts(X, name)
-    window, neuron, bins = np.nonzero(counts)
-    return SpikeEvents(window, neuron, bins, counts[window, neuron, bins], *counts.shape, None,
-                       None)
-
-
-def paired_events(true, generated, *, same_bins=False):
-    """Events of a true / generated pair, checked for matching windows and neurons."""
-    t = spike_events(true, "true_windows")
-    g = spike_events(generated, "generated_windows")
-    if (t.n_windows, t.n_neurons) != (g.n_windows, g.n_neurons):
-        raise ValueError(
-            f"true_windows and generated_windows must have the same number of windows and "
-            f"neurons; got (n_windows, n_neurons) = {(t.n_windows, t.n_neurons)} and "
-            f"{(g.n_windows, g.n_neurons)}.")
-    if same_bins and t.n_bins != g.n_bins:
-        raise ValueError(f"true_windows has {t.n_bins} bins per window and generated_windows "
-                         f"{g.n_bins}; bin_by='bin' needs the same number.")
-    return t, g
-
-
 def _presence(ev):
     """Boolean CSR matrix (n_windows, n_neurons): which neurons fire in each window."""
     m = sparse.csr_matrix((ev.weight, (ev.window, ev.neuron)), shape=(ev.n_windows, ev.n_neurons))
@@ -142,7 +78,7 @@ def poisson_log_likelihood(counts, rates):
 
 def _counts_and_rates(counts, rates):
     k = counts.to_counts().astype(np.float64) if isinstance(counts, SpikeWindows) else \
-        _dense_counts(counts, "counts", integer=True)
+        dense_counts(counts, "counts", integer=True)
     lam = np.asarray(rates, dtype=np.float64)
     if lam.ndim == 2:
         lam = lam[:, :, None]

@@ -11,7 +11,8 @@ import numbers
 
 import numpy as np
 
-from nfestimators.metrics import paired_events, psth_from_events, spike_events
+from nfestimators.data.coerce import paired_events, spike_events
+from nfestimators.metrics import psth_from_events
 
 __all__ = ["plot_raster", "plot_psth", "plot_embedding", "plot_loss"]
 

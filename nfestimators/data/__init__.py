@@ -5,7 +5,8 @@ from .collate import TokenStore
 from .layout import TokenLayout
 from .tokenizer import SpikeTokenizer, SpikeTokens, TokenBudgetWarning
 from .units import ImplausibleDataWarning
-from .windows import SpikeWindows, as_windows
+from .coerce import as_windows
+from .windows import SpikeWindows
 
 __all__ = ["ImplausibleDataWarning", "SpikeTokenizer", "SpikeTokens", "SpikeWindows",
            "TokenBudgetWarning", "TokenLayout", "TokenStore", "as_windows"]

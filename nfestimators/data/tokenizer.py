@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .layout import TokenLayout
-from .windows import SpikeWindows, as_windows
+from .coerce import as_windows
+from .windows import SpikeWindows
 
 __all__ = ["SpikeTokenizer", "SpikeTokens", "TokenBudgetWarning"]
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 __all__ = ["TIME_DECIMALS", "ImplausibleDataWarning", "check_bin_width", "check_counts",
-           "frame_at", "offsets_from_lengths", "on_grid", "ranges_index", "seconds_to_bins",
+           "frame_at", "offsets_from_lengths", "on_grid", "ranges_index", "sample_index", "seconds_to_bins",
            "warn_if_implausible_counts", "window_means"]
 
 TIME_DECIMALS = 6  # times are rounded to the microsecond before binning (spec 2.2)
@@ -215,3 +215,36 @@ def ranges_index(starts, ends):
     row_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
     index = np.repeat(starts, lengths) + (np.arange(total) - row_start)
     return index, lengths
+
+
+def sample_index(key, n):
+    """Sample indices (int64, non-negative) of an int, slice, boolean mask or index array
+    into ``n`` samples; a ``(key, ...)`` tuple indexes the sample axis only.
+
+    Examples
+    --------
+    >>> sample_index([-1, 0], 3).tolist(), sample_index(slice(1, None), 3).tolist()
+    ([2, 0], [1, 2])
+    """
+    if isinstance(key, tuple):
+        if len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]
+        else:
+            raise IndexError("SpikeWindows can only be indexed along the sample axis.")
+    if isinstance(key, numbers.Integral):
+        key = [key]
+    if isinstance(key, slice):
+        return np.arange(n)[key]
+    key = np.asarray(key)
+    if key.dtype == bool:
+        if key.shape != (n,):
+            raise IndexError(f"boolean index of shape {key.shape} for {n} windows.")
+        return np.flatnonzero(key)
+    if key.size == 0:
+        return key.astype(np.int64)
+    if key.dtype.kind not in "iu":
+        raise IndexError(f"SpikeWindows indices must be integers or booleans, got {key.dtype}.")
+    key = key.astype(np.int64).ravel()
+    if key.min() < -n or key.max() >= n:
+        raise IndexError(f"index out of range for {n} windows.")
+    return np.where(key < 0, key + n, key)

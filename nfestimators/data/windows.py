@@ -12,13 +12,10 @@ import numbers
 import numpy as np
 
 from .builders import WindowBuilders
-from .units import TIME_DECIMALS, offsets_from_lengths, ranges_index, seconds_to_bins
+from .units import (TIME_DECIMALS, offsets_from_lengths, ranges_index, sample_index,
+                    seconds_to_bins)
 
-__all__ = ["SpikeWindows", "as_windows"]
-
-_SPIKE_TABLE_COLUMNS = {"time", "times", "spike_time", "spike_times", "t", "unit", "units",
-                        "neuron", "cluster", "cluster_id", "unit_id"}
-
+__all__ = ["SpikeWindows"]
 
 class SpikeWindows(WindowBuilders):
     """Spikes of many time windows, stored sparsely (CSR-like), as one sklearn sample array.
@@ -192,33 +189,9 @@ class SpikeWindows(WindowBuilders):
             "(n_samples, n_neurons, n_bins) counts, or X.to_counts().reshape(len(X), -1) as a "
             "feature matrix for estimators outside nfestimators.")
 
-    def _normalize_index(self, key):
-        if isinstance(key, tuple):
-            if len(key) == 2 and key[1] is Ellipsis:
-                key = key[0]
-            else:
-                raise IndexError("SpikeWindows can only be indexed along the sample axis.")
-        if isinstance(key, numbers.Integral):
-            key = [key]
-        if isinstance(key, slice):
-            return np.arange(len(self))[key]
-        key = np.asarray(key)
-        if key.dtype == bool:
-            if key.shape != (len(self),):
-                raise IndexError(f"boolean index of shape {key.shape} for {len(self)} windows.")
-            return np.flatnonzero(key)
-        if key.size == 0:
-            return key.astype(np.int64)
-        if key.dtype.kind not in "iu":
-            raise IndexError(f"SpikeWindows indices must be integers or booleans, got {key.dtype}.")
-        key = key.astype(np.int64).ravel()
-        if key.min() < -len(self) or key.max() >= len(self):
-            raise IndexError(f"index out of range for {len(self)} windows.")
-        return np.where(key < 0, key + len(self), key)
-
     def __getitem__(self, key):
         """Windows ``key`` (int, slice, boolean mask or index array) as a new SpikeWindows."""
-        idx = self._normalize_index(key)
+        idx = sample_index(key, len(self))
         cur, cur_len = ranges_index(self.offsets[idx], self.offsets[idx + 1])
         prev, prev_len = ranges_index(self.prev_offsets[idx], self.prev_offsets[idx + 1])
         return self._replace(
@@ -426,37 +399,6 @@ class SpikeWindows(WindowBuilders):
             behavior=cat("behavior") if has["behavior"] else None,
             behavior_names=first.behavior_names if has["behavior"] else None,
         )
-
-
-def as_windows(X, *, dt=0.01):
-    """Return ``X`` as :class:`SpikeWindows` (2-D and 3-D count arrays are converted).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> as_windows(np.zeros((2, 3, 4))).shape
-    (2, 3, 4)
-    """
-    if isinstance(X, SpikeWindows):
-        return X
-    columns = {str(c).lower() for c in getattr(X, "columns", ())}
-    if columns & _SPIKE_TABLE_COLUMNS:
-        raise ValueError(
-            f"X looks like a table of spikes (columns {sorted(columns)}), not counts per "
-            "window; build windows with SpikeWindows.from_spike_times(df['time'], "
-            "df['unit'], window_ends, dt=..., window=...).")
-    if hasattr(X, "to_numpy"):
-        X = X.to_numpy()
-    arr = np.asarray(X)
-    if arr.dtype == object:
-        raise ValueError("X must be SpikeWindows or a numeric count array.")
-    if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"X must be SpikeWindows, a 3-D (n_samples, n_neurons, n_bins) or a 2-D "
-            f"(n_samples, n_neurons) count array; got an array of shape {arr.shape}.")
-    if arr.shape[0] == 0:
-        raise ValueError(f"X has 0 samples (shape {arr.shape}); at least one is required.")
-    return SpikeWindows.from_array(arr, dt=dt)
 
 
 def _trial_ids(trial):
