@@ -10,10 +10,31 @@ import numpy as np
 from .units import check_counts
 from .windows import SpikeWindows
 
-__all__ = ["SpikeEvents", "as_windows", "dense_counts", "paired_events", "spike_events"]
+__all__ = ["SpikeEvents", "as_windows", "check_not_spike_table", "dense_counts", "paired_events",
+           "spike_events"]
 
 _SPIKE_TABLE_COLUMNS = {"time", "times", "spike_time", "spike_times", "t", "unit", "units",
                         "neuron", "cluster", "cluster_id", "unit_id"}
+
+
+def check_not_spike_table(X, name="X"):
+    """Refuse a long-format table of spikes (a DataFrame with time / unit columns) given where
+    counts per window are expected, with the builder to use instead.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_not_spike_table(pd.DataFrame({"time": [0.1], "unit": [3]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: X looks like a table of spikes (columns ['time', 'unit']), not counts per window; ...
+    """
+    columns = {str(c).lower() for c in getattr(X, "columns", ())}
+    if columns & _SPIKE_TABLE_COLUMNS:
+        raise ValueError(
+            f"{name} looks like a table of spikes (columns {sorted(columns)}), not counts per "
+            "window; build windows with SpikeWindows.from_spike_times(df['time'], "
+            "df['unit'], window_ends, dt=..., window=...).")
 
 
 def as_windows(X, *, dt=0.01):
@@ -27,12 +48,7 @@ def as_windows(X, *, dt=0.01):
     """
     if isinstance(X, SpikeWindows):
         return X
-    columns = {str(c).lower() for c in getattr(X, "columns", ())}
-    if columns & _SPIKE_TABLE_COLUMNS:
-        raise ValueError(
-            f"X looks like a table of spikes (columns {sorted(columns)}), not counts per "
-            "window; build windows with SpikeWindows.from_spike_times(df['time'], "
-            "df['unit'], window_ends, dt=..., window=...).")
+    check_not_spike_table(X)
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     arr = np.asarray(X)
