@@ -362,3 +362,14 @@ def test_with_events_copies_every_array_of_the_input():
     for name in ("window_end", "trial", "behavior", "prev_neuron", "prev_bin", "prev_offsets"):
         assert not np.shares_memory(getattr(Y, name), getattr(X, name)), name
     assert Y.n_spikes().sum() == 0 and X.n_spikes().sum() > 0
+
+
+def test_dense_feature_arrays_raise_no_plausibility_warning():
+    import warnings
+
+    from nfestimators.data import ImplausibleDataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplausibleDataWarning)
+        X = as_windows(np.full((6, 50), 40))  # 40 spikes per trial and neuron, one bin each
+    assert X.shape == (6, 50, 1) and X.n_spikes().tolist() == [2000] * 6

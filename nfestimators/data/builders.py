@@ -242,7 +242,12 @@ class WindowBuilders(SpikeTimeBuilder):
         arr = check_counts(X, "X", ndim=(2, 3))
         if arr.ndim == 2:
             arr = arr[:, :, None]
-        return cls.from_trials(arr, dt=dt)
+        n_samples, n_neurons, n_bins = arr.shape
+        # no plausibility warnings here: sklearn-style feature arrays have few bins and a
+        # nominal dt, so "transposed" or "too many spikes per bin" would be false alarms
+        counts = arr.transpose(1, 0, 2).reshape(n_neurons, n_samples * n_bins)
+        return cls._whole_trials(counts, np.full(n_samples, n_bins), check_bin_width(dt), 0.0,
+                                 None, None, {})
 
 
 def _trial_list(trials):
