@@ -304,10 +304,12 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
             raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
         n_frames = int(frame_at(n_total * dt, frame_rate)) + 1
         if repeat_stimulus:
-            clip_frames = round(trial_duration * frame_rate)
-            if abs(clip_frames - trial_duration * frame_rate) > 1e-6 * clip_frames:
+            try:
+                clip_frames = seconds_to_bins(trial_duration, 1 / frame_rate, "trial_duration")
+            except ValueError:
                 raise ValueError(f"repeat_stimulus needs trial_duration={trial_duration} s to be "
-                                 f"a whole number of frames at frame_rate={frame_rate} Hz.")
+                                 f"a whole number of frames at frame_rate={frame_rate} "
+                                 "Hz.") from None
             movie = _movie(rng_stimulus, clip_frames, frame_rate, shape)
             movie = movie[np.arange(n_frames) % clip_frames]
         else:
