@@ -92,3 +92,18 @@ def test_round_trip_counts_windows_tokens_counts(n_neurons, n_bins_total, window
     n_win = counts.shape[1] // window_bins
     rebuilt = back.to_counts().transpose(1, 0, 2).reshape(n_neurons, n_win * window_bins)
     np.testing.assert_array_equal(rebuilt, counts[:, :n_win * window_bins])
+
+
+def test_model_vocabulary_agrees_with_the_token_layout():
+    """The model takes the layout's integers; its special ids must be the layout's."""
+    from nfestimators.data import TokenLayout
+    from nfestimators.model import make_config
+
+    layout = TokenLayout.for_windows(n_neurons=17, n_bins=5, n_prev_bins=15)
+    config = make_config("tiny", layout.n_neurons, n_dt=layout.n_dt)
+    assert (config.sos_id, config.eos_id, config.pad_id) == (
+        layout.id_sos, layout.id_eos, layout.id_pad)
+    assert (config.sos_dt, config.eos_dt, config.pad_dt) == (
+        layout.dt_sos, layout.dt_eos, layout.dt_pad)
+    assert (config.id_vocab_size, config.dt_vocab_size) == (
+        layout.id_vocab_size, layout.dt_vocab_size)
