@@ -326,6 +326,9 @@ def test_nan_in_the_stimulus_movie_is_refused():
      "sampling rate"),
     (lambda: SpikeWindows.from_spike_times([0.1, 0.2], [3, 392], [1.0], dt=0.01, window=1.0),
      "np.unique"),
+    (lambda: SpikeWindows.from_spike_times(np.linspace(0, 0.9, 300), np.zeros(300, int),
+                                           np.arange(1, 41) * 1.0, dt=0.01, window=0.05),
+     "40 of 40 windows hold no spike"),
     (lambda: SpikeWindows.from_counts(np.full((2, 100), 6746), dt=0.001, window=0.05),
      "ids or rates"),
 ])

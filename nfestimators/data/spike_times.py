@@ -60,6 +60,15 @@ def _warn_if_samples(times, window_ends):
             ImplausibleDataWarning, stacklevel=3)
 
 
+def _warn_if_mostly_empty(X, n_spikes):
+    n_empty = int(np.count_nonzero(X.n_spikes() == 0))
+    if len(X) >= 20 and n_empty > 0.9 * len(X) and n_spikes >= len(X):
+        warnings.warn(
+            f"{n_empty} of {len(X)} windows hold no spike although there are {n_spikes} "
+            f"spikes ({X.n_spikes().sum()} inside windows); are times and window_ends on the "
+            "same clock and in seconds?", ImplausibleDataWarning, stacklevel=3)
+
+
 def _trials(trial, spike_trial, n_spikes, n_windows):
     if trial is None:
         if spike_trial is not None:
@@ -162,6 +171,7 @@ class SpikeTimeBuilder:
                                 n_bins, n_prev, win_base),
                 n_neurons=n_neurons, dt=dt, n_bins=n_bins, n_prev_bins=n_prev,
                 window_end=np.round(window_ends, TIME_DECIMALS), trial=trial)
+        _warn_if_mostly_empty(X, len(times))
         if behavior is None:
             if behavior_times is not None:
                 raise ValueError("behavior_times given without behavior.")
