@@ -195,3 +195,38 @@ def test_bad_spike_arrays_name_the_argument(name, data):
 def test_bad_token_budget_names_the_argument(value, name):
     X = SpikeWindows.from_counts(np.ones((2, 20), int), dt=DT, window=0.05)
     assert_names(lambda: SpikeTokenizer(**{name: value}).fit(X), name)
+
+
+@st.composite
+def timed_behavior(draw):
+    steps = draw(st.lists(st.floats(0.005, 0.1), min_size=2, max_size=30))
+    times = np.round(np.cumsum(steps), 6)
+    values = np.array(draw(st.lists(st.floats(-10, 10), min_size=len(times),
+                                    max_size=len(times))))
+    end_bins = np.array(draw(st.lists(st.integers(1, 400), min_size=1, max_size=10)))
+    return times, values, end_bins
+
+
+@FAST
+@given(timed_behavior(), st.sampled_from(["end", "mean"]))
+def test_timed_behavior_is_the_interpolation_or_the_mean_or_an_error(case, at):
+    times, values, end_bins = case
+    ends = np.round(end_bins * DT, 6)  # window ends as SpikeWindows stores them
+    args = dict(dt=DT, window=0.05, behavior=values, behavior_times=times, behavior_at=at,
+                max_behavior_gap=np.inf)
+    if at == "end":
+        defined = (ends >= times[0]) & (ends <= times[-1])
+    else:
+        starts = ends - 0.05
+        n_inside = ((times >= starts[:, None]) & (times < ends[:, None])).sum(axis=1)
+        defined = (starts >= times[0]) & (ends <= times[-1]) & (n_inside > 0)
+    if not defined.all():
+        with pytest.raises(ValueError, match=f"{int((~defined).sum())} of {len(ends)} windows"):
+            SpikeWindows.from_spike_times([0.0], [0], ends, **args)
+        return
+    X = SpikeWindows.from_spike_times([0.0], [0], ends, **args)
+    if at == "end":
+        np.testing.assert_allclose(X.behavior[:, 0], np.interp(ends, times, values))
+    else:
+        expected = [values[(times >= e - 0.05) & (times < e)].mean() for e in X.window_end]
+        np.testing.assert_allclose(X.behavior[:, 0], expected)
