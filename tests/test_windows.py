@@ -376,3 +376,13 @@ def test_dense_feature_arrays_raise_no_plausibility_warning():
         warnings.simplefilter("error", ImplausibleDataWarning)
         X = as_windows(np.full((6, 50), 40))  # 40 spikes per trial and neuron, one bin each
     assert X.shape == (6, 50, 1) and X.n_spikes().tolist() == [2000] * 6
+
+
+def test_estimator_given_a_spike_table_says_which_builder_to_use():
+    import pandas as pd
+
+    from nfestimators import NeuroformerPretrainer
+
+    spikes = pd.DataFrame({"time": [0.01, 0.2, 0.3], "unit": [0, 1, 0]})
+    with pytest.raises(ValueError, match=r"table of spikes.*from_spike_times"):
+        NeuroformerPretrainer(preset="tiny", max_epochs=1, device="cpu").fit(spikes)

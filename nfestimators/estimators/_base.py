@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..data import SpikeTokenizer, SpikeWindows, TokenStore, as_windows
+from ..data.coerce import check_not_spike_table
 from ..model import Neuroformer, NeuroformerConfig, make_config
 from ..training import (EpochProgressBar, LossCombiner, NeuroformerNet, TokenBatches,
                         device_context, warmup_cosine)
@@ -70,6 +71,7 @@ class NeuroformerBase(BaseEstimator):
         if not reset:
             check_is_fitted(self)
         if not isinstance(X, SpikeWindows):
+            check_not_spike_table(X)
             X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
             if X.ndim not in (2, 3):
                 raise ValueError(f"X must be 2-D (n_samples, n_neurons) or 3-D (n_samples, "
