@@ -153,7 +153,8 @@ def _in_long_gap(times, start, end, max_gap):
 def _values(values, times, start, end, at):
     """Interpolated value at ``end`` or mean over ``[start, end)``, and windows without samples."""
     if at == "end":
-        return np.column_stack([np.interp(end, times, v) for v in values.T]), np.zeros(len(end), bool)
+        interpolated = np.column_stack([np.interp(end, times, v) for v in values.T])
+        return interpolated, np.zeros(len(end), dtype=bool)
     lo = np.searchsorted(times, start, side="left")
     hi = np.searchsorted(times, end, side="left")
     csum = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 __all__ = ["TIME_DECIMALS", "ImplausibleDataWarning", "check_bin_width", "check_counts",
-           "frame_at", "offsets_from_lengths", "on_grid", "ranges_index", "sample_index", "seconds_to_bins",
+           "frame_at", "offsets_from_lengths", "on_grid", "ranges_index", "sample_index",
+           "seconds_to_bins",
            "warn_if_implausible_counts", "window_means"]
 
 TIME_DECIMALS = 6  # times are rounded to the microsecond before binning (spec 2.2)
@@ -124,7 +125,8 @@ def check_counts(counts, name="counts", *, ndim=None, whole=True, round_rates=Fa
         raise ValueError(f"{name} must hold numeric spike counts, got dtype {arr.dtype}.")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite values; spike counts must be finite.")
+            raise ValueError(f"{name} contains NaN or infinite values; spike counts must be "
+                             "finite.")
         if round_rates:
             arr = np.rint(arr)
         elif whole and np.any(arr != np.round(arr)):

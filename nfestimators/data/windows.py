@@ -404,7 +404,8 @@ class SpikeWindows(WindowBuilders):
 def _trial_ids(trial):
     """Trial labels as int64, refusing text labels with the fix."""
     trial = np.asarray(trial)
-    whole = trial.dtype.kind in "biu" or (trial.dtype.kind == "f" and np.all(trial == np.round(trial)))
+    whole = trial.dtype.kind in "biu" or (
+        trial.dtype.kind == "f" and np.all(trial == np.round(trial)))
     if not whole:
         raise TypeError(f"trial labels must be integers, got dtype {trial.dtype}; encode other "
                         f"labels first, e.g. trial=np.unique(labels, return_inverse=True)[1].")

@@ -130,7 +130,8 @@ def load_v1al(path, *, window=0.05, prev_window=0.15, frame_window=0.2, frame_ra
     rate = float(frame_rate)
 
     def frames_within_trial(window_end, trial, n_window_frames):
-        within = np.clip(frame_at(window_end, rate)[:, None] + np.arange(1 - n_window_frames, 1), 0, n_frames - 1)
+        last = frame_at(window_end, rate)
+        within = np.clip(last[:, None] + np.arange(1 - n_window_frames, 1), 0, n_frames - 1)
         return movie_of_trial[trial][:, None] * n_frames + within
 
     windows = SpikeWindows.from_trials(
