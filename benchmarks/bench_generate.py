@@ -6,7 +6,7 @@ same draws, so they generate the same tokens; the reference runs one full forwar
 token and window (the original's inference loop, spec 6.1), on ``--reference-windows``
 windows only, and its figures are per window.
 
-    python benchmarks/bench_generate.py [--device cpu|cuda] [--preset small|paper]
+    python -m benchmarks.bench_generate [--device cpu|cuda] [--preset small|paper]
         [--n-windows 8] [--reference-windows 2] [--repeats 3] [--frames] [--threads 1]
 
 Prints, for each sampler, the median over repeats of ms per generated window and
@@ -19,8 +19,9 @@ import time
 import numpy as np
 import torch
 
-from nfestimators.generation import generate_tokens, generate_tokens_reference
 from nfestimators.model import build_model
+from nfestimators.model.generation import generate_tokens
+from tests.generation_reference import generate_tokens_reference
 
 
 def random_context(config, n_windows, past_events, frames_shape, generator):

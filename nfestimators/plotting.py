@@ -11,7 +11,8 @@ import numbers
 
 import numpy as np
 
-from nfestimators.metrics import _check_pair, _events, _psth_from_events
+from nfestimators.data.coerce import paired_events, spike_events
+from nfestimators.metrics import psth_from_events
 
 __all__ = ["plot_raster", "plot_psth", "plot_embedding", "plot_loss", "plot_true_vs_predicted",
            "plot_confusion_matrix"]
@@ -88,9 +89,9 @@ def plot_raster(true, generated=None, ax=None, *, neurons=None, marker_size=4.0,
     (2,)
     """
     if generated is None:
-        panels = [("true", _events(true, "true"))]
+        panels = [("true", spike_events(true, "true"))]
     else:
-        panels = list(zip(("true", "generated"), _check_pair(true, generated)))
+        panels = list(zip(("true", "generated"), paired_events(true, generated)))
     axes = _new_axes(ax, len(panels))
     # one time unit for both panels: seconds when either side knows its bin width
     dt = next((ev.dt for _, ev in panels if ev.dt is not None), None)
@@ -158,10 +159,10 @@ def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", g
     4
     """
     if generated is None:
-        t_ev = _events(true, "true")
+        t_ev = spike_events(true, "true")
         series = [("true", t_ev, "-")]
     else:
-        t_ev, g_ev = _check_pair(true, generated, same_bins=bin_by == "bin")
+        t_ev, g_ev = paired_events(true, generated, same_bins=bin_by == "bin")
         series = [("true", t_ev, "-"), ("generated", g_ev, "--")]
     if max_points is not None and (isinstance(max_points, bool) or
                                    not isinstance(max_points, numbers.Integral) or max_points < 2):
@@ -174,7 +175,7 @@ def plot_psth(true, generated=None, neurons=None, ax=None, *, bin_by="window", g
         _, ax = _pyplot().subplots(figsize=(6, 3.5))
     colors = [f"C{i % 10}" for i in range(1 if subset is None else len(subset))]
     for name, ev, style in series:
-        hist = _psth_from_events(ev, bin_by, groups, t_ev)  # (n_points, n_neurons)
+        hist = psth_from_events(ev, bin_by, groups, t_ev)  # (n_points, n_neurons)
         x = _psth_x(t_ev, bin_by, groups if timed else None, len(hist))
         x, hist, pooled = _pool_points(x, hist, max_points)
         if subset is None:

@@ -19,8 +19,8 @@ def test_spec_worked_example():
     dEOS, dPAD = tok.dt_eos_, tok.dt_pad_
     assert t.input_id[0].tolist() == [SOS, 7, 2, 9, EOS, PAD]
     assert t.target_id[0].tolist() == [7, 2, 9, EOS, PAD, PAD]
-    assert t.input_dt[0].tolist() == [0, 1, 3, 3, dEOS, dPAD]
-    assert t.target_dt[0].tolist() == [1, 3, 3, dEOS, dPAD, dPAD]
+    assert t.input_dt_token[0].tolist() == [0, 1, 3, 3, dEOS, dPAD]
+    assert t.target_dt_token[0].tolist() == [1, 3, 3, dEOS, dPAD, dPAD]
     assert (t.target_id[0] == PAD).sum() == 2  # the spec's pad = 2
     assert tok.id_vocab_size_ == 13 and tok.n_dt_ == 6 and tok.dt_vocab_size_ == 9
 
@@ -34,9 +34,9 @@ def test_counts_repeat_tokens_and_past_block():
     t = tok.transform(X)
     assert tok.decode_ids(t.id[0]) == ["SOS", 1, 1, 1, "EOS", "PAD", "PAD", "PAD", "PAD"]
     assert tok.decode_ids(t.id_prev[1]) == ["SOS", 1, 1, 1, "EOS", "PAD", "PAD", "PAD"]
-    assert t.dt_prev[1, 1:4].tolist() == [2, 2, 2]
+    assert t.dt_token_prev[1, 1:4].tolist() == [2, 2, 2]
     assert tok.decode_ids(t.id[1])[:3] == ["SOS", 0, "EOS"]
-    assert t.dt[1, 1] == 2
+    assert t.dt_token[1, 1] == 2
 
 
 def test_truncation_keeps_latest_and_warns():
@@ -50,7 +50,7 @@ def test_truncation_keeps_latest_and_warns():
         t = tok.transform(X)
     assert tok.decode_ids(t.id[0]) == ["SOS", 1, 2, "EOS"]
     assert t.n_dropped.tolist() == [2] and t.length.tolist() == [2]
-    assert t.dt[0, 1:3].tolist() == [4, 4]  # ids and dts cut identically (spec QUIRK fixed)
+    assert t.dt_token[0, 1:3].tolist() == [4, 4]  # ids and dts cut identically (spec QUIRK fixed)
 
 
 def test_no_warning_within_budget():
@@ -92,3 +92,18 @@ def test_round_trip_counts_windows_tokens_counts(n_neurons, n_bins_total, window
     n_win = counts.shape[1] // window_bins
     rebuilt = back.to_counts().transpose(1, 0, 2).reshape(n_neurons, n_win * window_bins)
     np.testing.assert_array_equal(rebuilt, counts[:, :n_win * window_bins])
+
+
+def test_model_vocabulary_agrees_with_the_token_layout():
+    """The model takes the layout's integers; its special ids must be the layout's."""
+    from nfestimators.data import TokenLayout
+    from nfestimators.model import make_config
+
+    layout = TokenLayout.for_windows(n_neurons=17, n_bins=5, n_prev_bins=15)
+    config = make_config("tiny", layout.n_neurons, n_dt=layout.n_dt)
+    assert (config.sos_id, config.eos_id, config.pad_id) == (
+        layout.id_sos, layout.id_eos, layout.id_pad)
+    assert (config.sos_dt, config.eos_dt, config.pad_dt) == (
+        layout.dt_sos, layout.dt_eos, layout.dt_pad)
+    assert (config.id_vocab_size, config.dt_vocab_size) == (
+        layout.id_vocab_size, layout.dt_vocab_size)

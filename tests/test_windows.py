@@ -216,3 +216,173 @@ def test_rebin_refuses_bin_widths_off_the_grid(dt, match):
     X = SpikeWindows.from_counts(np.ones((2, 40), int), dt=0.01, window=0.1, prev_window=0.1)
     with pytest.raises(ValueError, match=match):
         X.rebin(dt)
+
+
+# ------------------------------------------------------------ from_spike_times (issue #15)
+def test_negative_spike_time_stays_in_its_own_trial():
+    # trial 1 has a spike 5 ms before its onset; trial 0's window must not see it
+    X = SpikeWindows.from_spike_times([-0.005, 0.012], [0, 1], [0.05, 0.05], dt=0.01,
+                                      window=0.05, prev_window=0.02, trial=[0, 1],
+                                      spike_trial=[1, 0])
+    assert X.n_spikes().tolist() == [1, 0]
+    assert X.neuron.tolist() == [1]
+    assert X.to_counts(past=True)[1, 0].tolist() == [0, 1]  # past bins [-0.02, -0.01, 0)
+    assert X.n_spikes(past=True).tolist() == [0, 1]
+
+
+def test_window_ends_off_the_grid_and_zero_dt_are_refused():
+    with pytest.raises(ValueError, match=r"window_ends.*not on the dt=0.01 s grid"):
+        SpikeWindows.from_spike_times([0.01], [0], [0.05, 0.0512], dt=0.01, window=0.05)
+    with pytest.raises(ValueError, match="dt must be a positive"):
+        SpikeWindows.from_spike_times([0.01], [0], [0.05], dt=0, window=0.05)
+
+
+def test_spike_times_round_trip_through_to_spike_times():
+    times = np.array([0.012, 0.031, 0.031, 0.074])
+    X = SpikeWindows.from_spike_times(times, [2, 0, 1, 1], [0.05, 0.1], dt=0.01, window=0.05)
+    table = X.to_spike_times()
+    np.testing.assert_allclose(table.time, np.floor(times / 0.01) * 0.01)
+    assert table.neuron.tolist() == [2, 0, 1, 1] and table.window.tolist() == [0, 0, 0, 1]
+
+
+# ------------------------------------------------- behaviour at its own times (issue #17)
+TRACK_TIMES = np.array([0.0, 0.1, 0.2, 0.6, 0.7])  # a gap of 0.4 s between 0.2 and 0.6
+
+
+def timed(window_ends, **kwargs):
+    return SpikeWindows.from_spike_times([0.01], [0], window_ends, dt=0.01, window=0.05,
+                                         behavior={"x": TRACK_TIMES * 10},
+                                         behavior_times=TRACK_TIMES, **kwargs)
+
+
+def test_behavior_interpolated_at_the_window_end():
+    X = timed([0.05, 0.15, 0.2, 0.65])
+    np.testing.assert_allclose(X.behavior[:, 0], [0.5, 1.5, 2.0, 6.5])  # x = 10 t
+    assert X.behavior_names == ("x",)
+
+
+def test_behavior_mean_over_the_window():
+    t = np.arange(21) * 0.01
+    X = SpikeWindows.from_spike_times([0.01], [0], [0.1, 0.2], dt=0.01, window=0.1,
+                                      behavior=np.arange(21.0), behavior_times=t,
+                                      behavior_at="mean")
+    np.testing.assert_allclose(X.behavior[:, 0], [4.5, 14.5])  # samples 0..9 and 10..19
+
+
+def test_behavior_gaps_and_outside_windows_are_refused_or_dropped_on_request():
+    ends = [0.05, 0.4, 0.65, 0.9]  # 0.4: inside the 0.4 s gap; 0.9: after the last sample
+    with pytest.raises(ValueError, match=r"2 of 4 windows have no behaviour value: 1 reach "
+                                         r"outside .* 1 fall in gaps .*missing_behavior='drop'"):
+        timed(ends)
+    X = timed(ends, missing_behavior="drop")
+    np.testing.assert_allclose(X.window_end, [0.05, 0.65])
+    np.testing.assert_allclose(X.behavior[:, 0], [0.5, 6.5])
+    assert len(timed(ends[:3], max_behavior_gap=0.5)) == 3  # a longer allowed gap bridges it
+    with pytest.raises(ValueError, match="no window is left"):
+        timed([0.9, 1.0], missing_behavior="drop")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(behavior_times=TRACK_TIMES[::-1]), "strictly increasing"),
+    (dict(behavior_times=TRACK_TIMES[:3]), "one time per behaviour sample"),
+    (dict(behavior_at="start"), "behavior_at"),
+    (dict(missing_behavior="fill"), "missing_behavior"),
+    (dict(behavior_times=None), "needs behavior_times"),
+])
+def test_timed_behavior_bad_input(kwargs, match):
+    args = dict(behavior=TRACK_TIMES, behavior_times=TRACK_TIMES)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        SpikeWindows.from_spike_times([0.01], [0], [0.05], dt=0.01, window=0.05, **args)
+
+
+# --------------------------------------------- behaviour and stimulus checks (issue #15)
+def test_behavior_shorter_than_the_recording_is_an_error():
+    counts = np.ones((2, 100), int)  # 1 s
+    with pytest.raises(ValueError, match=r"behavior covers 0.3 s .* behavior_dt"):
+        SpikeWindows.from_counts(counts, dt=0.01, window=0.05, behavior=np.ones(30))
+    X = SpikeWindows.from_counts(counts, dt=0.01, window=0.05, behavior=np.arange(30.0),
+                                 behavior_dt=1 / 30)  # the same trace at its own rate
+    assert X.behavior.shape == (20, 1)
+
+
+def test_nan_in_the_stimulus_movie_is_refused():
+    movie = np.zeros((20, 3, 3))
+    movie[4, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"stimulus contains NaN .* frame 4"):
+        SpikeWindows.from_counts(np.ones((2, 50), int), dt=0.01, window=0.05, stimulus=movie,
+                                 frame_rate=20.0)
+
+
+# --------------------------------------------------------- likely mistakes (issue #15)
+@pytest.mark.parametrize("build, match", [
+    (lambda: SpikeWindows.from_counts(np.ones((2400, 60), int), dt=0.01, window=0.05),
+     "counts.T"),
+    (lambda: SpikeWindows.from_trials(np.ones((2, 600, 20), int), dt=0.01), "swapaxes"),
+    (lambda: SpikeWindows.from_counts(np.ones((2, 600), int), dt=10, window=50),
+     "dt=0.01"),
+    (lambda: SpikeWindows.from_spike_times(np.arange(100) * 300.0, np.zeros(100, int),
+                                           [1.0, 2.0], dt=0.01, window=1.0),
+     "sampling rate"),
+    (lambda: SpikeWindows.from_spike_times([0.1, 0.2], [3, 392], [1.0], dt=0.01, window=1.0),
+     "np.unique"),
+    (lambda: SpikeWindows.from_spike_times(np.linspace(0, 0.9, 300), np.zeros(300, int),
+                                           np.arange(1, 41) * 1.0, dt=0.01, window=0.05),
+     "40 of 40 windows hold no spike"),
+    (lambda: SpikeWindows.from_counts(np.full((2, 100), 6746), dt=0.001, window=0.05),
+     "ids or rates"),
+])
+def test_likely_wrong_inputs_warn_with_the_fix(build, match):
+    from nfestimators.data import ImplausibleDataWarning
+
+    with pytest.warns(ImplausibleDataWarning, match=match):
+        build()
+
+
+def test_misleading_inputs_get_errors_that_say_what_to_do():
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    X = SpikeWindows.from_counts(np.ones((2, 20), int), dt=0.01, window=0.05)
+    with pytest.raises(TypeError, match=r"X.to_counts\(\)"):
+        np.asarray(X)
+    with pytest.raises(TypeError, match=r"to_counts\(\)"):
+        LogisticRegression().fit(X, [0, 1, 0, 1])
+    with pytest.raises(TypeError, match="trial labels must be integers"):
+        SpikeWindows.from_counts(np.ones((2, 10), int), dt=0.01, window=0.05,
+                                 trial=np.array(["a"] * 5 + ["b"] * 5))
+    spikes = pd.DataFrame({"time": [0.1, 0.2], "unit": [0, 1]})
+    with pytest.raises(TypeError, match="from_spike_times"):
+        SpikeWindows.from_trials(spikes, dt=0.01)
+    with pytest.raises(ValueError, match="from_spike_times"):
+        as_windows(spikes)
+
+
+def test_with_events_copies_every_array_of_the_input():
+    X = SpikeWindows.from_counts(np.ones((2, 40), int), dt=0.01, window=0.05, prev_window=0.05,
+                                 behavior=np.arange(40.0))
+    Y = X.with_events(X.neuron[:0], X.bin[:0], np.zeros(len(X) + 1, int))
+    for name in ("window_end", "trial", "behavior", "prev_neuron", "prev_bin", "prev_offsets"):
+        assert not np.shares_memory(getattr(Y, name), getattr(X, name)), name
+    assert Y.n_spikes().sum() == 0 and X.n_spikes().sum() > 0
+
+
+def test_dense_feature_arrays_raise_no_plausibility_warning():
+    import warnings
+
+    from nfestimators.data import ImplausibleDataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplausibleDataWarning)
+        X = as_windows(np.full((6, 50), 40))  # 40 spikes per trial and neuron, one bin each
+    assert X.shape == (6, 50, 1) and X.n_spikes().tolist() == [2000] * 6
+
+
+def test_estimator_given_a_spike_table_says_which_builder_to_use():
+    import pandas as pd
+
+    from nfestimators import NeuroformerPretrainer
+
+    spikes = pd.DataFrame({"time": [0.01, 0.2, 0.3], "unit": [0, 1, 0]})
+    with pytest.raises(ValueError, match=r"table of spikes.*from_spike_times"):
+        NeuroformerPretrainer(preset="tiny", max_epochs=1, device="cpu").fit(spikes)

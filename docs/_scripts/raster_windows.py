@@ -20,7 +20,7 @@ for w in range(len(X)):
     start = (X.window_end[w] - X.window) * 1000
     ax.axvspan(start, start + 50, color=shades[w], zorder=0)
     ids = [str(i) for i in tok.decode_ids(tokens.input_id[w])]
-    dts = [str(d) for d in tokens.input_dt[w]]
+    dts = [str(d) for d in tokens.input_dt_token[w]]
     ax.text(start + 25, 10.9, f"window {w}  (end = {X.window_end[w] * 1000:.0f} ms)",
             ha="center", fontsize=9, weight="bold")
     ax.text(start + 25, -1.6, "id:" + "".join(f"{s:>5}" for s in ids), ha="center", fontsize=8.5,

@@ -1,12 +1,16 @@
-"""Data layer: the SpikeWindows container, the tokenizer and batching (no model code)."""
+"""Data layer: the SpikeWindows container and its builders, the token layout, the tokenizer,
+batching and the shared numerics (no model code)."""
 
 from .collate import TokenStore
 from .intervals import windows_in_intervals
 from .nwb import load_nwb
 from .sorting import from_pynapple, from_spikeinterface
+from .layout import TokenLayout
 from .tokenizer import SpikeTokenizer, SpikeTokens, TokenBudgetWarning
-from .windows import SpikeWindows, as_windows
+from .units import ImplausibleDataWarning
+from .coerce import as_windows
+from .windows import SpikeWindows
 
-__all__ = ["SpikeTokenizer", "SpikeTokens", "SpikeWindows", "TokenBudgetWarning", "TokenStore",
-           "as_windows", "from_pynapple", "from_spikeinterface", "load_nwb",
-           "windows_in_intervals"]
+__all__ = ["ImplausibleDataWarning", "SpikeTokenizer", "SpikeTokens", "SpikeWindows",
+           "TokenBudgetWarning", "TokenLayout", "TokenStore", "as_windows", "from_pynapple",
+           "from_spikeinterface", "load_nwb", "windows_in_intervals"]

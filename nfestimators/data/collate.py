@@ -67,9 +67,9 @@ class TokenStore:
         self.length = np.asarray(tokens.length)
         self.prev_length = None if tokens.id_prev is None else np.asarray(tokens.prev_length)
         self.id = _to_device(tokens.id, device)
-        self.dt = _to_device(tokens.dt, device)
+        self.dt_token = _to_device(tokens.dt_token, device)
         self.id_prev = _to_device(tokens.id_prev, device)
-        self.dt_prev = _to_device(tokens.dt_prev, device)
+        self.dt_token_prev = _to_device(tokens.dt_token_prev, device)
         self.stimulus = _to_device(stimulus, device, torch.float32)
         self.frame_mean, self.frame_scale = (float(v) for v in frame_norm)
         self.frame_index = _to_device(frame_index, device, torch.long)
@@ -91,7 +91,8 @@ class TokenStore:
         idx = _to_device(rows.astype(np.int64), self.device)
         # SOS + events (the last target is EOS), rounded up so that few distinct shapes occur
         n_cols = self._round_up(int(self.length[rows].max()) + 1, self.id.shape[1] - 1)
-        seq_id, seq_dt = self.id[idx, : n_cols + 1].long(), self.dt[idx, : n_cols + 1].long()
+        seq_id = self.id[idx, : n_cols + 1].long()
+        seq_dt = self.dt_token[idx, : n_cols + 1].long()
         batch = {
             "id": seq_id[:, :-1], "dt": seq_dt[:, :-1],
             "target_id": seq_id[:, 1:], "target_dt": seq_dt[:, 1:],
@@ -100,7 +101,7 @@ class TokenStore:
             n_prev = self._round_up(int(self.prev_length[rows].max()) + 2,  # SOS + events + EOS
                                     self.id_prev.shape[1])
             batch["id_prev"] = self.id_prev[idx, :n_prev].long()
-            batch["dt_prev"] = self.dt_prev[idx, :n_prev].long()
+            batch["dt_prev"] = self.dt_token_prev[idx, :n_prev].long()
         if self.stimulus is not None:
             clips = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
             batch["frames"] = (clips - self.frame_mean) / self.frame_scale

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -9,7 +10,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .windows import SpikeWindows, _offsets_from_lengths, as_windows
+from .layout import TokenLayout
+from .coerce import as_windows
+from .windows import SpikeWindows
 
 __all__ = ["SpikeTokenizer", "SpikeTokens", "TokenBudgetWarning"]
 
@@ -20,16 +23,16 @@ class TokenBudgetWarning(UserWarning):
 
 @dataclass
 class SpikeTokens:
-    """Token blocks of many windows (the layout of ``docs/design.md``).
+    """Token blocks of many windows (the layout of :class:`~nfestimators.data.TokenLayout`).
 
     Attributes
     ----------
-    id, dt : ndarray of int32, shape (n_samples, max_tokens + 1)
-        ``[SOS, e_1..e_m, EOS, PAD...]`` and the matching dt tokens; the model input is
-        ``[:, :-1]`` and the next-token target ``[:, 1:]``.
+    id, dt_token : ndarray of int32, shape (n_samples, max_tokens + 1)
+        ``[SOS, e_1..e_m, EOS, PAD...]`` and the matching dt tokens (bin offsets); the model
+        input is ``[:, :-1]`` and the next-token target ``[:, 1:]``.
     length : ndarray of int64, shape (n_samples,)
         Events kept per window (``m``).
-    id_prev, dt_prev : ndarray of int32, shape (n_samples, max_prev_tokens) or None
+    id_prev, dt_token_prev : ndarray of int32, shape (n_samples, max_prev_tokens) or None
         Past-window block ``[SOS, e_1..e_m, EOS, PAD...]``.
     prev_length : ndarray of int64 or None
     n_dropped, n_dropped_prev : ndarray of int64
@@ -37,11 +40,11 @@ class SpikeTokens:
     """
 
     id: np.ndarray
-    dt: np.ndarray
+    dt_token: np.ndarray
     length: np.ndarray
     n_dropped: np.ndarray
     id_prev: np.ndarray | None = None
-    dt_prev: np.ndarray | None = None
+    dt_token_prev: np.ndarray | None = None
     prev_length: np.ndarray | None = None
     n_dropped_prev: np.ndarray | None = None
 
@@ -57,43 +60,12 @@ class SpikeTokens:
         return self.id[:, 1:]
 
     @property
-    def input_dt(self):
-        return self.dt[:, :-1]
+    def input_dt_token(self):
+        return self.dt_token[:, :-1]
 
     @property
-    def target_dt(self):
-        return self.dt[:, 1:]
-
-
-def _fill_block(neuron, bins, offsets, capacity, id_specials, dt_specials):
-    """Place the latest events of every window into a padded block, all windows at once.
-
-    ``capacity`` is the row length. Row = [SOS, kept events, EOS, PAD...], so at most
-    ``capacity - 2`` events are kept.
-    """
-    id_sos, id_eos, id_pad = id_specials
-    dt_eos, dt_pad = dt_specials
-    n = len(offsets) - 1
-    n_events = np.diff(offsets)
-    keep = np.minimum(n_events, capacity - 2)
-    ids = np.full((n, capacity), id_pad, dtype=np.int32)
-    dts = np.full((n, capacity), dt_pad, dtype=np.int32)
-    ids[:, 0] = id_sos
-    dts[:, 0] = 0  # the SOS position carries the "0 s" dt token (spec 2.3)
-    first_kept = offsets[1:] - keep
-    window = np.repeat(np.arange(n), n_events)
-    # the token order (time bin, then neuron) whatever order the events came in: the model
-    # gives other orders probability 0
-    order = np.lexsort((neuron, bins, window))
-    neuron, bins = neuron[order], bins[order]
-    rank = np.arange(len(neuron)) - np.repeat(first_kept, n_events)  # position among kept
-    kept = rank >= 0
-    rows, cols = window[kept], 1 + rank[kept]
-    ids[rows, cols] = neuron[kept]
-    dts[rows, cols] = bins[kept]
-    ids[np.arange(n), 1 + keep] = id_eos
-    dts[np.arange(n), 1 + keep] = dt_eos
-    return ids, dts, keep.astype(np.int64), (n_events - keep).astype(np.int64)
+    def target_dt_token(self):
+        return self.dt_token[:, 1:]
 
 
 class SpikeTokenizer(TransformerMixin, BaseEstimator):
@@ -143,7 +115,7 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
     >>> t = tok.transform(X)
     >>> tok.decode_ids(t.input_id[0])
     ['SOS', 7, 2, 9, 'EOS', 'PAD']
-    >>> t.input_dt[0].tolist(), t.length.tolist()
+    >>> t.input_dt_token[0].tolist(), t.length.tolist()
     ([0, 1, 3, 3, 7, 8], [3])
     """
 
@@ -154,17 +126,20 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the vocabulary (neuron ids, dt values) from ``X``."""
         X = as_windows(X)
-        if int(self.max_tokens) < 2 or int(self.max_prev_tokens) < 2:
-            raise ValueError("max_tokens and max_prev_tokens must be at least 2.")
+        for name in ("max_tokens", "max_prev_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
+                raise ValueError(f"{name} must be an integer of at least 2; got {value!r}.")
         self.n_neurons_ = X.n_neurons
         self.dt_ = X.dt
         self.n_bins_ = X.n_bins
         self.n_prev_bins_ = X.n_prev_bins
-        self.n_dt_ = max(X.n_bins, X.n_prev_bins) + 1
-        self.id_sos_, self.id_eos_, self.id_pad_ = self.n_neurons_ + np.arange(3)
-        self.dt_sos_, self.dt_eos_, self.dt_pad_ = self.n_dt_ + np.arange(3)
-        self.id_vocab_size_ = self.n_neurons_ + 3
-        self.dt_vocab_size_ = self.n_dt_ + 3
+        layout = TokenLayout.for_windows(X.n_neurons, X.n_bins, X.n_prev_bins)
+        self.n_dt_ = layout.n_dt
+        self.id_sos_, self.id_eos_, self.id_pad_ = layout.id_sos, layout.id_eos, layout.id_pad
+        self.dt_sos_, self.dt_eos_, self.dt_pad_ = layout.dt_sos, layout.dt_eos, layout.dt_pad
+        self.id_vocab_size_ = layout.id_vocab_size
+        self.dt_vocab_size_ = layout.dt_vocab_size
         self.n_features_in_ = X.n_neurons
         return self
 
@@ -191,18 +166,23 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
                              f"the fitted dt vocabulary allows ({self.n_dt_ - 1} bins).")
         return X
 
+    @property
+    def layout(self):
+        """The fitted :class:`~nfestimators.data.TokenLayout` (vocabularies, block filling)."""
+        check_is_fitted(self)
+        return TokenLayout(self.n_neurons_, self.n_dt_)
+
     def transform(self, X):
         """Token blocks of every window, as a :class:`SpikeTokens`."""
         X = self.check_windows(X)
-        ids, dts, length, dropped = _fill_block(
-            X.neuron, X.bin, X.offsets, int(self.max_tokens) + 1,
-            (self.id_sos_, self.id_eos_, self.id_pad_), (self.dt_eos_, self.dt_pad_))
-        tokens = SpikeTokens(ids, dts, length, dropped)
+        layout = self.layout
+        ids, dt_tokens, length, dropped = layout.fill_block(X.neuron, X.bin, X.offsets,
+                                                            int(self.max_tokens) + 1)
+        tokens = SpikeTokens(ids, dt_tokens, length, dropped)
         if X.n_prev_bins:
-            p_ids, p_dts, p_len, p_dropped = _fill_block(
-                X.prev_neuron, X.prev_bin, X.prev_offsets, int(self.max_prev_tokens),
-                (self.id_sos_, self.id_eos_, self.id_pad_), (self.dt_eos_, self.dt_pad_))
-            tokens.id_prev, tokens.dt_prev = p_ids, p_dts
+            p_ids, p_dt_tokens, p_len, p_dropped = layout.fill_block(
+                X.prev_neuron, X.prev_bin, X.prev_offsets, int(self.max_prev_tokens))
+            tokens.id_prev, tokens.dt_token_prev = p_ids, p_dt_tokens
             tokens.prev_length, tokens.n_dropped_prev = p_len, p_dropped
         self._warn_dropped(tokens)
         return tokens
@@ -224,27 +204,22 @@ class SpikeTokenizer(TransformerMixin, BaseEstimator):
     def inverse_transform(self, tokens):
         """Events back from tokens (the spikes that were kept), as SpikeWindows."""
         check_is_fitted(self)
-        neuron, bins, offsets = self.events_from_blocks(tokens.id, tokens.dt)
+        neuron, bins, offsets = self.layout.events_from_blocks(tokens.id, tokens.dt_token)
         prev = {}
         if tokens.id_prev is not None:
-            p_neuron, p_bins, p_offsets = self.events_from_blocks(tokens.id_prev, tokens.dt_prev)
+            p_neuron, p_bins, p_offsets = self.layout.events_from_blocks(tokens.id_prev,
+                                                                         tokens.dt_token_prev)
             prev = dict(prev_neuron=p_neuron, prev_bin=p_bins, prev_offsets=p_offsets,
                         n_prev_bins=self.n_prev_bins_)
         return SpikeWindows(neuron, bins, offsets, n_neurons=self.n_neurons_, dt=self.dt_,
                             n_bins=self.n_bins_, **prev)
 
-    def events_from_blocks(self, ids, dts):
+    def events_from_blocks(self, ids, dt_tokens):
         """Flat (neuron, bin, offsets) of the spike tokens in padded blocks (SOS/EOS/PAD dropped).
 
         Tokens after a window's first EOS are ignored.
         """
-        ids, dts = np.asarray(ids), np.asarray(dts)
-        specials = ids >= self.n_neurons_
-        after_end = np.cumsum((ids == self.id_eos_) | (ids == self.id_pad_), axis=1) > 0
-        is_spike = ~specials & ~after_end & (dts < self.n_dt_)
-        rows, cols = np.nonzero(is_spike)
-        return (ids[rows, cols].astype(np.int32), dts[rows, cols].astype(np.int32),
-                _offsets_from_lengths(np.bincount(rows, minlength=len(ids))))
+        return self.layout.events_from_blocks(ids, dt_tokens)
 
     def decode_ids(self, ids):
         """Readable id tokens: neuron numbers and 'SOS'/'EOS'/'PAD'."""

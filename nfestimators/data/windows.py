@@ -1,108 +1,23 @@
-"""Sparse per-window spike storage: the sample container of every estimator."""
+"""Sparse per-window spike storage: the sample container of every estimator.
+
+The builders (``from_counts``, ``from_trials``, ``from_spike_times``, ``from_array``) live in
+:mod:`nfestimators.data.builders` and :mod:`nfestimators.data.spike_times`; this module holds
+the container itself: checks, sample indexing, dense views and copies with other inputs.
+"""
 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
-__all__ = ["SpikeWindows", "as_windows"]
+from .builders import WindowBuilders
+from .units import (TIME_DECIMALS, offsets_from_lengths, ranges_index, sample_index,
+                    seconds_to_bins)
 
-_TIME_DECIMALS = 6  # window edges are rounded like the original (spec 2.2)
+__all__ = ["SpikeWindows"]
 
-
-def _seconds_to_bins(seconds, dt, name):
-    """Convert a duration to a whole number of bins, refusing fractions of a bin."""
-    if seconds is None:
-        return None
-    seconds = float(seconds)
-    if not np.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite, non-negative number of seconds; got {seconds}.")
-    bins = round(seconds / dt)
-    if abs(bins * dt - seconds) > 1e-6 * max(1.0, seconds):
-        raise ValueError(f"{name}={seconds} s is not a whole number of dt={dt} s bins.")
-    return int(bins)
-
-
-def _check_counts(counts, name="counts", ndim=None):
-    """Validate dense counts: finite, non-negative whole numbers.
-
-    Returns an integer array; integer input is returned without a copy (it is only read).
-    """
-    arr = np.asarray(counts)
-    if ndim is not None and arr.ndim not in np.atleast_1d(ndim):
-        raise ValueError(f"{name} must be {ndim}-D, got an array of shape {arr.shape}.")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}).")
-    if arr.dtype.kind == "b":
-        return arr.astype(np.int64)
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must hold numeric spike counts, got dtype {arr.dtype}.")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite values; spike counts must be finite.")
-        if np.any(arr != np.round(arr)):
-            raise ValueError(
-                f"{name} contains non-integer values; spike counts must be whole numbers "
-                "(round rates with np.rint first if that is what you mean)."
-            )
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValueError(f"Negative values in data passed to {name}: spike counts must be >= 0.")
-    return arr
-
-
-def _ranges_index(starts, ends):
-    """Concatenate ``arange(s, e)`` for every pair, vectorized. Returns (index, lengths)."""
-    lengths = np.maximum(ends - starts, 0)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), lengths
-    row_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    index = np.repeat(starts, lengths) + (np.arange(total) - row_start)
-    return index, lengths
-
-
-def _offsets_from_lengths(lengths):
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets
-
-
-def _sorted_events_from_counts(counts):
-    """Events of a (n_neurons, n_bins) raster as (bin, neuron) pairs, one per spike,
-    sorted by bin then neuron (the token order of spec 2.3)."""
-    neurons, bins = np.nonzero(counts)  # sorted by neuron, then bin
-    order = np.argsort(bins, kind="stable")  # by bin; ties keep ascending neuron
-    neurons, bins = neurons[order], bins[order]
-    reps = counts[neurons, bins].astype(np.int64)
-    return np.repeat(bins, reps).astype(np.int64), np.repeat(neurons, reps).astype(np.int32)
-
-
-def _gather_events(keys, neurons, starts, ends):
-    """Events with ``starts[w] <= key < ends[w]`` for every window w.
-
-    ``keys`` is sorted (ties ordered by neuron). Returns neuron ids, keys relative to each
-    window's start, and CSR offsets.
-    """
-    lo = np.searchsorted(keys, starts, side="left")
-    hi = np.searchsorted(keys, ends, side="left")
-    index, lengths = _ranges_index(lo, hi)
-    rel = keys[index] - np.repeat(starts, lengths)
-    return neurons[index], rel.astype(np.int32), _offsets_from_lengths(lengths)
-
-
-def _segments(labels):
-    """Start/stop indices and label of each run of equal values in ``labels``."""
-    labels = np.asarray(labels)
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    stops = np.concatenate([change, [len(labels)]])
-    return starts, stops, labels[starts]
-
-
-class SpikeWindows:
+class SpikeWindows(WindowBuilders):
     """Spikes of many time windows, stored sparsely (CSR-like), as one sklearn sample array.
 
     One sample is one window: the spikes of the current window ``[end - window, end)`` and of
@@ -180,7 +95,7 @@ class SpikeWindows:
         self.prev_offsets = np.asarray(prev_offsets, dtype=np.int64)
         self.window_end = (np.arange(1, n + 1) * self.window if window_end is None
                            else np.asarray(window_end, dtype=np.float64))
-        self.trial = np.zeros(n, np.int64) if trial is None else np.asarray(trial, np.int64)
+        self.trial = np.zeros(n, np.int64) if trial is None else _trial_ids(trial)
         self.stimulus = stimulus
         self.frame_index = None if frame_index is None else np.asarray(frame_index, np.int64)
         self.behavior = None if behavior is None else np.asarray(behavior, np.float64)
@@ -244,12 +159,12 @@ class SpikeWindows:
     @property
     def window(self):
         """Current-window length in seconds."""
-        return round(self.n_bins * self.dt, _TIME_DECIMALS)
+        return round(self.n_bins * self.dt, TIME_DECIMALS)
 
     @property
     def prev_window(self):
         """Past-window length in seconds."""
-        return round(self.n_prev_bins * self.dt, _TIME_DECIMALS)
+        return round(self.n_prev_bins * self.dt, TIME_DECIMALS)
 
     @property
     def n_frames(self):
@@ -268,39 +183,21 @@ class SpikeWindows:
         return (f"SpikeWindows(n_samples={len(self)}, n_neurons={self.n_neurons}, "
                 f"window={self.window:g}s, dt={self.dt:g}s{extra})")
 
-    def _normalize_index(self, key):
-        if isinstance(key, tuple):
-            if len(key) == 2 and key[1] is Ellipsis:
-                key = key[0]
-            else:
-                raise IndexError("SpikeWindows can only be indexed along the sample axis.")
-        if isinstance(key, numbers.Integral):
-            key = [key]
-        if isinstance(key, slice):
-            return np.arange(len(self))[key]
-        key = np.asarray(key)
-        if key.dtype == bool:
-            if key.shape != (len(self),):
-                raise IndexError(f"boolean index of shape {key.shape} for {len(self)} windows.")
-            return np.flatnonzero(key)
-        if key.size == 0:
-            return key.astype(np.int64)
-        if key.dtype.kind not in "iu":
-            raise IndexError(f"SpikeWindows indices must be integers or booleans, got {key.dtype}.")
-        key = key.astype(np.int64).ravel()
-        if key.min() < -len(self) or key.max() >= len(self):
-            raise IndexError(f"index out of range for {len(self)} windows.")
-        return np.where(key < 0, key + len(self), key)
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "SpikeWindows is a sparse container, not a dense array: use X.to_counts() for the "
+            "(n_samples, n_neurons, n_bins) counts, or X.to_counts().reshape(len(X), -1) as a "
+            "feature matrix for estimators outside nfestimators.")
 
     def __getitem__(self, key):
         """Windows ``key`` (int, slice, boolean mask or index array) as a new SpikeWindows."""
-        idx = self._normalize_index(key)
-        cur, cur_len = _ranges_index(self.offsets[idx], self.offsets[idx + 1])
-        prev, prev_len = _ranges_index(self.prev_offsets[idx], self.prev_offsets[idx + 1])
+        idx = sample_index(key, len(self))
+        cur, cur_len = ranges_index(self.offsets[idx], self.offsets[idx + 1])
+        prev, prev_len = ranges_index(self.prev_offsets[idx], self.prev_offsets[idx + 1])
         return self._replace(
-            neuron=self.neuron[cur], bin=self.bin[cur], offsets=_offsets_from_lengths(cur_len),
+            neuron=self.neuron[cur], bin=self.bin[cur], offsets=offsets_from_lengths(cur_len),
             prev_neuron=self.prev_neuron[prev], prev_bin=self.prev_bin[prev],
-            prev_offsets=_offsets_from_lengths(prev_len),
+            prev_offsets=offsets_from_lengths(prev_len),
             window_end=self.window_end[idx], trial=self.trial[idx],
             frame_index=None if self.frame_index is None else self.frame_index[idx],
             behavior=None if self.behavior is None else self.behavior[idx],
@@ -346,10 +243,11 @@ class SpikeWindows:
             return self
         if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
             raise ValueError(f"dt must be a positive number of seconds; got {dt!r}.")
-        factor = int(round(dt / self.dt))
-        if factor < 1 or abs(factor * self.dt - dt) > 1e-9 * max(dt, 1.0):
+        try:
+            factor = seconds_to_bins(dt, self.dt, "dt", minimum=1)
+        except ValueError:
             raise ValueError(f"dt={dt:g} s is not a whole multiple of the windows' bin width "
-                             f"{self.dt:g} s; pick a multiple such as {2 * self.dt:g}.")
+                             f"{self.dt:g} s; pick a multiple such as {2 * self.dt:g}.") from None
         if factor == 1:
             return self
         if self.n_bins % factor or self.n_prev_bins % factor:
@@ -403,7 +301,7 @@ class SpikeWindows:
         start = self.window_end[window] - self.window
         return pd.DataFrame({
             "trial": self.trial[window], "window": window,
-            "time": np.round(start + self.bin * self.dt, _TIME_DECIMALS), "neuron": self.neuron,
+            "time": np.round(start + self.bin * self.dt, TIME_DECIMALS), "neuron": self.neuron,
         })
 
     @property
@@ -417,6 +315,35 @@ class SpikeWindows:
         """A copy carrying per-window behaviour values ``(n_samples, n_variables)``."""
         return self._replace(behavior=np.array(behavior, dtype=np.float64, copy=True),
                              behavior_names=names)
+
+    def with_frames(self, stimulus, frame_index):
+        """A copy showing ``stimulus[frame_index[i]]`` to window ``i`` (the movie is shared)."""
+        return self._replace(stimulus=stimulus,
+                             frame_index=np.array(frame_index, dtype=np.int64, copy=True))
+
+    def with_events(self, neuron, bin, offsets):
+        """A copy whose current-window events are replaced (e.g. by generated spikes).
+
+        Every other array (past events, window ends, trials, frame indices, behaviour) is
+        copied, so editing the result never edits ``self``; the stimulus movie is shared.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = SpikeWindows.from_counts(np.ones((2, 10), int), dt=0.01, window=0.05)
+        >>> Y = X.with_events([1], [4], [0, 1, 1])
+        >>> Y.n_spikes().tolist(), Y.window_end is X.window_end
+        ([1, 0], False)
+        """
+        def copy(array):
+            return None if array is None else np.array(array, copy=True)
+
+        return self._replace(
+            neuron=copy(neuron), bin=copy(bin), offsets=copy(offsets),
+            prev_neuron=copy(self.prev_neuron), prev_bin=copy(self.prev_bin),
+            prev_offsets=copy(self.prev_offsets), window_end=copy(self.window_end),
+            trial=copy(self.trial), frame_index=copy(self.frame_index),
+            behavior=copy(self.behavior))
 
     def without(self, *modalities):
         """A copy without the given input modalities, ``"frames"`` and / or ``"behavior"``
@@ -459,7 +386,7 @@ class SpikeWindows:
 
         def cat_offsets(name):
             lengths = np.concatenate([np.diff(getattr(p, name)) for p in parts])
-            return _offsets_from_lengths(lengths)
+            return offsets_from_lengths(lengths)
 
         has = {name: all(getattr(p, name) is not None for p in parts)
                for name in ("frame_index", "behavior")}
@@ -473,369 +400,13 @@ class SpikeWindows:
             behavior_names=first.behavior_names if has["behavior"] else None,
         )
 
-    # ---------------------------------------------------------------- builders
-    @classmethod
-    def from_counts(cls, counts, *, dt, window, prev_window=0.0, stride=None, trial=None,
-                    stimulus=None, frame_rate=None, frame_window=None, stimulus_callback=None,
-                    behavior=None, behavior_dt=None, behavior_names=None):
-        """Windows over a continuous binned recording.
 
-        Windows of ``window`` seconds end every ``stride`` seconds (default: back to back),
-        the first one ending ``window`` after the start of each trial. The past window is the
-        ``prev_window`` seconds just before the current one, clipped at the trial start (those
-        bins are simply empty), so no window reaches into another trial.
-
-        Parameters
-        ----------
-        counts : array-like of int, shape (n_neurons, n_bins_total)
-            Spike counts per neuron and time bin.
-        dt : float
-            Bin width in seconds.
-        window, prev_window : float
-            Current and past window lengths in seconds (whole numbers of bins).
-        stride : float, optional
-            Time between consecutive window ends; defaults to ``window``.
-        trial : array-like, shape (n_bins_total,), optional
-            Trial label of every bin; windows never cross a change of label.
-        stimulus : ndarray of shape (n_frames_total, height, width), optional
-            Movie shown during the recording (time 0 = frame 0).
-        frame_rate : float, optional
-            Movie frames per second (required with ``stimulus``).
-        frame_window : float, optional
-            Seconds of movie given to each window, ending at the window end; defaults to
-            ``window``. ``ceil(frame_window * frame_rate)`` frames.
-        stimulus_callback : callable, optional
-            ``callback(window_end, trial, n_frames) -> frame_index (n_samples, n_frames)``
-            for experiments where time does not map to frames directly (several movies,
-            repeats).
-        behavior : array-like of shape (n_behavior_samples, n_variables) or dict, optional
-            Behaviour sampled every ``behavior_dt`` seconds (dict: name -> 1-D array). Each
-            window gets the mean of the samples inside it (the last sample before the window
-            start when none falls inside).
-        behavior_dt : float, optional
-            Behaviour sampling interval in seconds; defaults to ``dt``.
-        behavior_names : sequence of str, optional
-            Column names when ``behavior`` is an array.
-
-        Returns
-        -------
-        SpikeWindows
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> counts = rng.poisson(0.1, size=(10, 1000))
-        >>> X = SpikeWindows.from_counts(counts, dt=0.01, window=0.05, prev_window=0.05)
-        >>> len(X), X.n_prev_bins
-        (200, 5)
-        """
-        counts = _check_counts(counts, "counts", ndim=2)
-        dt = float(dt)
-        if not np.isfinite(dt) or dt <= 0:
-            raise ValueError(f"dt must be a positive number of seconds; got {dt}.")
-        n_bins = _seconds_to_bins(window, dt, "window")
-        n_prev = _seconds_to_bins(prev_window, dt, "prev_window")
-        step = n_bins if stride is None else _seconds_to_bins(stride, dt, "stride")
-        if n_bins < 1 or step < 1:
-            raise ValueError("window and stride must be at least one bin long.")
-        total = counts.shape[1]
-        if trial is None:
-            trial = np.zeros(total, dtype=np.int64)
-        trial = np.asarray(trial)
-        if trial.shape != (total,):
-            raise ValueError(f"trial must have one label per bin ({total}), got shape {trial.shape}.")
-        seg_start, seg_stop, seg_label = _segments(trial)
-        ends, labels, firsts = [], [], []
-        for s, e, lab in zip(seg_start, seg_stop, seg_label):
-            seg_ends = np.arange(s + n_bins, e + 1, step)
-            ends.append(seg_ends)
-            labels.append(np.full(len(seg_ends), lab))
-            firsts.append(np.full(len(seg_ends), s))
-        ends, labels, firsts = map(np.concatenate, (ends, labels, firsts))
-        if len(ends) == 0:
-            raise ValueError(
-                f"no complete window of {window} s fits in the recording (or its trials).")
-        keys, neurons = _sorted_events_from_counts(counts)
-        X = cls._from_sorted_events(keys, neurons, ends, n_bins, n_prev, firsts, counts.shape[0],
-                                    dt, window_end=ends * dt, trial=labels)
-        return X._attach(stimulus, frame_rate, frame_window, stimulus_callback, behavior,
-                         behavior_dt, behavior_names, time=ends * dt)
-
-    @classmethod
-    def _from_sorted_events(cls, keys, neurons, ends, n_bins, n_prev, firsts, n_neurons, dt,
-                            window_end, trial):
-        starts = ends - n_bins
-        neuron, rel, offsets = _gather_events(keys, neurons, starts, ends)
-        prev = {}
-        if n_prev:
-            prev_start = starts - n_prev
-            p_neuron, p_rel, p_offsets = _gather_events(keys, neurons,
-                                                        np.maximum(prev_start, firsts), starts)
-            # bins count from the nominal past-window start, also when it was clipped
-            p_rel = p_rel + np.repeat(np.maximum(firsts - prev_start, 0), np.diff(p_offsets))
-            prev = dict(prev_neuron=p_neuron, prev_bin=p_rel, prev_offsets=p_offsets)
-        return cls(neuron, rel, offsets, n_neurons=n_neurons, dt=dt, n_bins=n_bins,
-                   n_prev_bins=n_prev, window_end=np.round(window_end, _TIME_DECIMALS),
-                   trial=trial, **prev)
-
-    @classmethod
-    def from_trials(cls, trials, *, dt, window=None, prev_window=0.0, stride=None,
-                    stimulus=None, frame_rate=None, frame_window=None, stimulus_callback=None,
-                    behavior=None, behavior_dt=None, behavior_names=None):
-        """Windows from trial-structured data; time restarts at 0 in every trial.
-
-        Parameters
-        ----------
-        trials : list of arrays (n_neurons, n_bins_i) or ndarray (n_trials, n_neurons, n_bins)
-            Spike counts of each trial.
-        dt : float
-            Bin width in seconds.
-        window : float, optional
-            Window length in seconds. ``None`` makes one window per trial covering the whole
-            trial (the longest trial sets ``n_bins``) with no past window.
-        prev_window, stride, stimulus, frame_rate, frame_window, stimulus_callback :
-            As in :meth:`from_counts`; windows never cross trial boundaries and
-            ``window_end`` is the time within the trial.
-        behavior, behavior_dt, behavior_names :
-            Per-trial behaviour: with ``window=None``, an array ``(n_trials, n_variables)``
-            of one value per trial; otherwise as in :meth:`from_counts`, sampled over the
-            concatenated trials.
-
-        Returns
-        -------
-        SpikeWindows
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> trials = np.random.default_rng(0).poisson(0.2, size=(4, 6, 50))
-        >>> X = SpikeWindows.from_trials(trials, dt=0.001)
-        >>> X.shape, X.trial.tolist()
-        ((4, 6, 50), [0, 1, 2, 3])
-        """
-        if isinstance(trials, np.ndarray) and trials.ndim == 3:
-            trials = list(trials)
-        trials = [_check_counts(t, f"trials[{i}]", ndim=2) for i, t in enumerate(trials)]
-        if not trials:
-            raise ValueError("trials is empty.")
-        n_neurons = trials[0].shape[0]
-        if any(t.shape[0] != n_neurons for t in trials):
-            raise ValueError("every trial must have the same number of neurons (rows).")
-        lengths = np.array([t.shape[1] for t in trials])
-        counts = np.concatenate(trials, axis=1)
-        labels = np.repeat(np.arange(len(trials)), lengths)
-        if window is not None:
-            X = cls.from_counts(counts, dt=dt, window=window, prev_window=prev_window,
-                                stride=stride, trial=labels, behavior=behavior,
-                                behavior_dt=behavior_dt, behavior_names=behavior_names)
-            trial_start = np.concatenate([[0], np.cumsum(lengths)[:-1]]) * float(dt)
-            X.window_end = np.round(X.window_end - trial_start[X.trial], _TIME_DECIMALS)
-            return X._attach(stimulus, frame_rate, frame_window, stimulus_callback, None, None,
-                             None, time=X.window_end)
-        if prev_window:
-            raise ValueError("prev_window needs window: whole-trial windows have no past.")
-        firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        keys, neurons = _sorted_events_from_counts(counts)
-        n_bins = int(lengths.max())  # shorter trials end in silence
-        neuron, rel, offsets = _gather_events(keys, neurons, firsts, firsts + lengths)
-        X = cls(neuron, rel, offsets, n_neurons=n_neurons, dt=float(dt), n_bins=n_bins,
-                window_end=np.round(lengths * float(dt), _TIME_DECIMALS),
-                trial=np.arange(len(trials)))
-        if behavior is not None:
-            values, names = _behavior_table(behavior, behavior_names)
-            if len(values) != len(trials):
-                raise ValueError(f"behavior has {len(values)} rows for {len(trials)} trials.")
-            X = X.with_behavior(values, names)
-        return X._attach(stimulus, frame_rate, frame_window, stimulus_callback, None, None, None,
-                         time=X.window_end)
-
-    @classmethod
-    def from_spike_times(cls, times, units, window_ends, *, dt, window, prev_window=0.0,
-                         n_neurons=None, trial=None, spike_trial=None):
-        """Windows from sorted spikes: spike times (s) and unit ids, cut at given window ends.
-
-        Parameters
-        ----------
-        times : array-like of float, shape (n_spikes,)
-            Spike times in seconds; a spike at ``t`` falls in bin ``floor(t / dt)``.
-        units : array-like of int, shape (n_spikes,)
-            Unit (neuron) index of each spike, ``0 <= unit < n_neurons``.
-        window_ends : array-like of float, shape (n_samples,)
-            End time of each window in seconds.
-        dt, window, prev_window : float
-            Bin width and window lengths in seconds.
-        n_neurons : int, optional
-            Number of units; defaults to ``max(units) + 1``.
-        trial : array-like of int, shape (n_samples,), optional
-            Trial of each window; then ``spike_trial`` gives the trial of each spike and
-            windows only see spikes of their own trial.
-        spike_trial : array-like of int, shape (n_spikes,), optional
-
-        Returns
-        -------
-        SpikeWindows
-
-        Examples
-        --------
-        >>> X = SpikeWindows.from_spike_times([0.012, 0.031, 0.031], [2, 0, 1], [0.05, 0.1],
-        ...                                   dt=0.01, window=0.05)
-        >>> X.neuron.tolist(), X.bin.tolist(), X.n_spikes().tolist()
-        ([2, 0, 1], [1, 3, 3], [3, 0])
-        """
-        times = np.asarray(times, dtype=np.float64)
-        units = np.asarray(units)
-        window_ends = np.asarray(window_ends, dtype=np.float64)
-        if times.ndim != 1 or units.shape != times.shape:
-            raise ValueError("times and units must be 1-D arrays of the same length.")
-        if window_ends.ndim != 1 or len(window_ends) == 0:
-            raise ValueError("window_ends must be a non-empty 1-D array.")
-        if not (np.all(np.isfinite(times)) and np.all(np.isfinite(window_ends))):
-            raise ValueError("times and window_ends must be finite.")
-        if units.size and (units.dtype.kind not in "iu" or units.min() < 0):
-            raise ValueError("units must be non-negative integer unit ids.")
-        if n_neurons is None:
-            if units.size == 0:
-                raise ValueError("n_neurons is required when there are no spikes.")
-            n_neurons = int(units.max()) + 1
-        elif units.size and units.max() >= n_neurons:
-            raise ValueError(f"unit id {units.max()} >= n_neurons={n_neurons}.")
-        dt = float(dt)
-        n_bins = _seconds_to_bins(window, dt, "window")
-        n_prev = _seconds_to_bins(prev_window, dt, "prev_window")
-        bins = np.floor(np.round(times / dt, _TIME_DECIMALS)).astype(np.int64)
-        end_bins = np.round(window_ends / dt).astype(np.int64)
-        if trial is None:
-            if spike_trial is not None:
-                raise ValueError("spike_trial needs trial (the trial of each window).")
-            spike_trial, trial = np.zeros(len(times), np.int64), np.zeros(len(window_ends), np.int64)
-        spike_trial, trial = np.asarray(spike_trial), np.asarray(trial)
-        if spike_trial.shape != times.shape or trial.shape != window_ends.shape:
-            raise ValueError("spike_trial must match times and trial must match window_ends.")
-        codes, inverse = np.unique(np.concatenate([spike_trial, trial]), return_inverse=True)
-        span = int(max(bins.max(initial=0), end_bins.max()) + n_bins + n_prev + 1)
-        base = (np.arange(len(codes)) * span)
-        keys = base[inverse[:len(times)]] + bins
-        order = np.lexsort((units, keys))
-        win_base = base[inverse[len(times):]]
-        X = cls._from_sorted_events(keys[order], units[order].astype(np.int32),
-                                    win_base + end_bins, n_bins, n_prev, win_base, n_neurons, dt,
-                                    window_end=window_ends, trial=trial)
-        return X
-
-    @classmethod
-    def from_array(cls, X, *, dt=0.01):
-        """Convert dense counts: 3-D ``(n_samples, n_neurons, n_bins)`` or 2-D
-        ``(n_samples, n_neurons)`` (one bin per window). No past window.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> SpikeWindows.from_array(np.ones((4, 3), dtype=int)).shape
-        (4, 3, 1)
-        """
-        arr = _check_counts(X, "X", ndim=(2, 3))
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        return cls.from_trials(arr, dt=dt)
-
-    # -------------------------------------------------------------- modalities
-    def _attach(self, stimulus, frame_rate, frame_window, stimulus_callback, behavior,
-                behavior_dt, behavior_names, time):
-        X = self
-        if stimulus is not None:
-            X = X._replace(stimulus=stimulus, frame_index=_frame_index(
-                stimulus, frame_rate, self.window if frame_window is None else frame_window,
-                stimulus_callback, time, self.trial))
-        elif stimulus_callback is not None or frame_rate is not None:
-            raise ValueError("frame_rate / stimulus_callback given without a stimulus.")
-        if behavior is not None:
-            values, names = _behavior_table(behavior, behavior_names)
-            step = self.dt if behavior_dt is None else float(behavior_dt)
-            X = X.with_behavior(_window_means(values, step, time - self.window, time), names)
-        return X
-
-
-def _behavior_table(behavior, names):
-    """Behaviour as a 2-D float array plus column names (dict or array input)."""
-    if isinstance(behavior, dict):
-        names = list(behavior)
-        cols = [np.asarray(behavior[k], dtype=np.float64).ravel() for k in names]
-        if len({len(c) for c in cols}) != 1:
-            raise ValueError("behaviour variables must all have the same number of samples.")
-        values = np.stack(cols, axis=1)
-    else:
-        values = np.array(behavior, dtype=np.float64)
-        if values.ndim == 1:
-            values = values[:, None]
-        if values.ndim != 2:
-            raise ValueError(f"behavior must be 1-D or 2-D, got shape {values.shape}.")
-    if values.size == 0:
-        raise ValueError("behavior is empty.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("behavior contains NaN or infinite values.")
-    return values, names
-
-
-def _window_means(values, step, start, stop):
-    """Mean of the samples stamped in ``[start, stop)``; the last sample before ``start``
-    when none falls inside. Clipped to the recorded range."""
-    n = len(values)
-    lo = np.clip(np.ceil(np.round(start / step, _TIME_DECIMALS)).astype(np.int64), 0, n)
-    hi = np.clip(np.ceil(np.round(stop / step, _TIME_DECIMALS)).astype(np.int64), 0, n)
-    csum = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-    empty = hi <= lo
-    fallback = np.clip(lo - 1, 0, n - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)[:, None]
-    means[empty] = values[fallback[empty]]
-    return means
-
-
-def _frame_index(stimulus, frame_rate, frame_window, callback, time, trial):
-    """Frames of the movie for each window: the last one is the frame shown at the window end."""
-    stimulus_shape = np.shape(stimulus)
-    if len(stimulus_shape) != 3:
-        raise ValueError(f"stimulus must be (n_frames, height, width), got shape {stimulus_shape}.")
-    if frame_rate is None or not float(frame_rate) > 0:
-        raise ValueError("a stimulus needs frame_rate (frames per second, > 0).")
-    n_frames = int(np.ceil(round(float(frame_window) * float(frame_rate), _TIME_DECIMALS)))
-    if n_frames < 1:
-        raise ValueError("frame_window must cover at least one frame.")
-    if callback is not None:
-        index = np.asarray(callback(time, trial, n_frames))
-        if index.shape != (len(time), n_frames):
-            raise ValueError(f"stimulus_callback must return shape {(len(time), n_frames)}, "
-                             f"got {index.shape}.")
-        return index
-    last = np.floor(np.round(np.asarray(time) * float(frame_rate), _TIME_DECIMALS)).astype(np.int64)
-    index = last[:, None] + np.arange(1 - n_frames, 1)
-    if np.any(index >= stimulus_shape[0]):
-        warnings.warn("some windows end after the stimulus movie; their last frames are repeated.",
-                      stacklevel=3)
-    return np.clip(index, 0, stimulus_shape[0] - 1)
-
-
-def as_windows(X, *, dt=0.01):
-    """Return ``X`` as :class:`SpikeWindows` (2-D and 3-D count arrays are converted).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> as_windows(np.zeros((2, 3, 4))).shape
-    (2, 3, 4)
-    """
-    if isinstance(X, SpikeWindows):
-        return X
-    if hasattr(X, "to_numpy"):
-        X = X.to_numpy()
-    arr = np.asarray(X)
-    if arr.dtype == object:
-        raise ValueError("X must be SpikeWindows or a numeric count array.")
-    if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"X must be SpikeWindows, a 3-D (n_samples, n_neurons, n_bins) or a 2-D "
-            f"(n_samples, n_neurons) count array; got an array of shape {arr.shape}.")
-    if arr.shape[0] == 0:
-        raise ValueError(f"X has 0 samples (shape {arr.shape}); at least one is required.")
-    return SpikeWindows.from_array(arr, dt=dt)
+def _trial_ids(trial):
+    """Trial labels as int64, refusing text labels with the fix."""
+    trial = np.asarray(trial)
+    whole = trial.dtype.kind in "biu" or (
+        trial.dtype.kind == "f" and np.all(trial == np.round(trial)))
+    if not whole:
+        raise TypeError(f"trial labels must be integers, got dtype {trial.dtype}; encode other "
+                        f"labels first, e.g. trial=np.unique(labels, return_inverse=True)[1].")
+    return trial.astype(np.int64)

@@ -3,8 +3,11 @@
 No function here downloads anything.
 """
 
-from ._loaders import load_auditory_cortex, load_v1al, load_visnav, split_windows
+from ._auditory import load_auditory_cortex
+from ._splits import split_windows
 from ._synthetic import make_spiking_data
+from ._v1al import load_v1al
+from ._visnav import load_visnav
 
 __all__ = ["load_auditory_cortex", "load_v1al", "load_visnav", "make_spiking_data",
            "split_windows"]

@@ -10,6 +10,9 @@ from scipy.signal import lfilter
 from sklearn.utils import Bunch
 
 from nfestimators.data import SpikeWindows
+from nfestimators.data.units import frame_at, on_grid, seconds_to_bins, window_means
+
+from ._random import seed_sequence
 
 __all__ = ["make_spiking_data"]
 
@@ -27,22 +30,6 @@ _HUB_WEIGHT, _SYNAPSE_TAU = (0.8, 1.2), 0.02
 _MAX_RATE = 100.0         # Hz, ceiling on the conditional intensity
 
 
-def _seed_sequence(random_state):
-    """A SeedSequence from an int, None, Generator or RandomState (never the global RNG)."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, numbers.Integral):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int; got {random_state}.")
-        return np.random.SeedSequence(int(random_state))
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2**63)))
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence(int(random_state.randint(2**31)))
-    raise ValueError(f"random_state must be None, an int, a numpy Generator or RandomState; "
-                     f"got {random_state!r}.")
-
-
 def _check_positive(value, name, integer=False):
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) \
@@ -50,13 +37,6 @@ def _check_positive(value, name, integer=False):
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {what}; got {value!r}.")
     return int(value) if integer else float(value)
-
-
-def _whole_bins(seconds, dt, name):
-    bins = round(seconds / dt)
-    if bins < 1 or abs(bins * dt - seconds) > 1e-6 * max(1.0, seconds):
-        raise ValueError(f"{name}={seconds} s must be a positive whole number of dt={dt} s bins.")
-    return bins
 
 
 def _ou(rng, n, step, tau):
@@ -146,12 +126,6 @@ def _simulate_coupled(rng, log_rate, weights, dt):
         counts[:, t] = rng.poisson(lam)
         trace = decay * trace + counts[pre, t]
     return counts, rates
-
-
-def _window_means(values, end_bins, n_bins):
-    """Mean of ``values`` (n_total, ...) over the bins ``[end - n_bins, end)`` of each window."""
-    csum = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
-    return (csum[end_bins] - csum[end_bins - n_bins]) / n_bins
 
 
 def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, prev_window=0.05,
@@ -285,8 +259,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     trial_duration = _check_positive(trial_duration, "trial_duration")
     n_conditions = _check_positive(n_conditions, "n_conditions", integer=True)
     mean_rate = _check_positive(mean_rate, "mean_rate")
-    trial_bins = _whole_bins(trial_duration, dt, "trial_duration")
-    window_bins = _whole_bins(window, dt, "window")
+    trial_bins = seconds_to_bins(trial_duration, dt, "trial_duration", minimum=1)
+    window_bins = seconds_to_bins(window, dt, "window", minimum=1)
     if window_bins > trial_bins:
         raise ValueError(f"window={window} s is longer than trial_duration={trial_duration} s.")
     n_trials = int(np.floor(round(duration / trial_duration, 6)))
@@ -295,7 +269,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     n_total = n_trials * trial_bins
     if repeat_stimulus and not stimulus:
         raise ValueError("repeat_stimulus=True needs stimulus=True.")
-    streams = [np.random.default_rng(s) for s in _seed_sequence(random_state).spawn(6)]
+    streams = [np.random.default_rng(s) for s in seed_sequence(random_state).spawn(6)]
     rng_behavior, rng_tuning, rng_trials, rng_stimulus, rng_coupling, rng_spikes = streams
 
     latent, phase = _behavior(rng_behavior, n_total, dt)
@@ -328,12 +302,14 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         shape = tuple(int(s) for s in np.atleast_1d(frame_shape))
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
-        n_frames = int(np.floor(round(n_total * dt * frame_rate, 6))) + 1
+        n_frames = int(frame_at(n_total * dt, frame_rate)) + 1
         if repeat_stimulus:
-            clip_frames = round(trial_duration * frame_rate)
-            if abs(clip_frames - trial_duration * frame_rate) > 1e-6 * clip_frames:
+            try:
+                clip_frames = seconds_to_bins(trial_duration, 1 / frame_rate, "trial_duration")
+            except ValueError:
                 raise ValueError(f"repeat_stimulus needs trial_duration={trial_duration} s to be "
-                                 f"a whole number of frames at frame_rate={frame_rate} Hz.")
+                                 f"a whole number of frames at frame_rate={frame_rate} "
+                                 "Hz.") from None
             movie = _movie(rng_stimulus, clip_frames, frame_rate, shape)
             movie = movie[np.arange(n_frames) % clip_frames]
         else:
@@ -344,7 +320,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         stim_cells = np.flatnonzero(_subset(rng_stimulus, n_neurons, stimulus_fraction))
         filters = _gabors(rng_stimulus, len(stim_cells), shape)
         drive = _stimulus_drive(movie, filters)  # (n_frames, n_stim)
-        frame_of_bin = np.floor(np.round(np.arange(n_total) * dt * frame_rate, 6)).astype(int)
+        frame_of_bin = frame_at(np.arange(n_total) * dt, frame_rate)
         stimulus_gain = np.zeros(n_neurons)
         stimulus_gain[stim_cells] = rng_stimulus.uniform(*_STIMULUS_GAIN, len(stim_cells))
         log_mod[stim_cells] += stimulus_gain[stim_cells, None] * drive[frame_of_bin].T
@@ -371,13 +347,13 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         input_kwargs.update(behavior=latent, behavior_dt=dt, behavior_names=BEHAVIOR_NAMES)
     windows = SpikeWindows.from_counts(counts, dt=dt, window=window, prev_window=prev_window,
                                        trial=trial_of_bin, **input_kwargs)
-    end_bins = np.round(windows.window_end / dt).astype(np.int64)
+    end_bins = on_grid(windows.window_end, dt, "window_end")
     if stimulus:
-        drive_w = _window_means(population_drive, end_bins, window_bins)
+        drive_w = window_means(population_drive, 1.0, end_bins - window_bins, end_bins)
         out.stimulus_drive = (drive_w - drive_w.mean()) / drive_w.std()
     out.update(
         windows=windows,
-        behavior=_window_means(latent, end_bins, window_bins),
+        behavior=window_means(latent, 1.0, end_bins - window_bins, end_bins),
         behavior_names=BEHAVIOR_NAMES,
         labels=conditions[windows.trial],
         trial=windows.trial.copy(),

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..data import SpikeWindows, as_windows
+from ..data.coerce import check_not_spike_table
 from ..model import compat_fields, eval_mode, make_config
 from ..training import device_context
 from . import _persistence, _training
@@ -90,6 +91,7 @@ class NeuroformerBase(BaseEstimator):
         if not reset:
             check_is_fitted(self)
         if not isinstance(X, SpikeWindows):
+            check_not_spike_table(X)
             X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
             if X.ndim not in (2, 3):
                 raise ValueError(f"X must be 2-D (n_samples, n_neurons) or 3-D (n_samples, "

@@ -6,18 +6,77 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ..data.windows import _offsets_from_lengths
-from ..generation import GeneratedTokens, generate_tokens, past_from_generated
+from ..data import TokenLayout
+from ..data.units import offsets_from_lengths
+from ..model.generation import GeneratedTokens, generate_tokens
 
 PAST_MODES = ("true", "generated")
 
 
-def _events(generated):
-    """Flat (neuron, bin, offsets) of generated windows."""
+def _generated_events(generated):
+    """Flat (neuron, dt_token, offsets) of generated windows."""
     filled = np.arange(generated.ids.shape[1])[None, :] < generated.lengths[:, None]
     rows, cols = np.nonzero(filled)
     return (generated.ids[rows, cols], generated.dts[rows, cols],
-            _offsets_from_lengths(np.asarray(generated.lengths)))
+            offsets_from_lengths(np.asarray(generated.lengths)))
+
+
+def past_from_generated(history, *, stride_bins, prev_bins, layout, block_size_prev,
+                        device=None):
+    """Past-window blocks of the next windows, built from previously generated windows.
+
+    For closed-loop generation (``past="generated"``): windows are generated in time order,
+    and the past block of the next window is the tokenization of the model's own recent
+    output, exactly as the tokenizer tokenizes real spikes (:meth:`TokenLayout.fill_block`):
+    events in time order, neuron ascending within a bin, the latest ``block_size_prev - 2``
+    kept, dt relative to the past-window start.
+
+    Parameters
+    ----------
+    history : sequence of GeneratedTokens
+        Generated windows, oldest first; row r of every entry is the same sequence (e.g. the
+        same trial). Entry ``-j`` starts ``j * stride_bins`` bins before the next window.
+    stride_bins : int
+        Bins between consecutive window starts (at least the window length).
+    prev_bins : int
+        Length of the past window in bins; events outside it are dropped.
+    layout : TokenLayout
+        The model's vocabulary.
+    block_size_prev : int
+        Capacity of a past block.
+    device : torch.device, optional
+
+    Returns
+    -------
+    id_prev, dt_prev : LongTensor of shape (n_rows, Tp)
+        ``Tp`` is the longest block in the batch (at most ``block_size_prev``).
+
+    Examples
+    --------
+    >>> g = GeneratedTokens(np.array([[4, 1, -1]]), np.array([[3, 1, -1]]), np.array([2]))
+    >>> id_prev, dt_prev = past_from_generated(
+    ...     [g], stride_bins=5, prev_bins=5, layout=TokenLayout(6, 6), block_size_prev=10)
+    >>> id_prev.tolist(), dt_prev.tolist()
+    ([[6, 1, 4, 7]], [[0, 1, 3, 7]])
+    """
+    n_rows = len(history[-1].lengths)
+    rows, offsets, neurons = [], [], []
+    for j, window in enumerate(reversed(history), start=1):
+        filled = np.arange(window.ids.shape[1])[None, :] < np.asarray(window.lengths)[:, None]
+        r, col = np.nonzero(filled)
+        offset = prev_bins - j * stride_bins + window.dts[r, col]
+        inside = (offset >= 0) & (offset < prev_bins)
+        rows.append(r[inside])
+        offsets.append(offset[inside])
+        neurons.append(window.ids[r, col][inside])
+    rows, offsets, neurons = (np.concatenate(a).astype(np.int64) for a in (rows, offsets, neurons))
+    order = np.lexsort((neurons, offsets, rows))  # by row, then time, then neuron
+    ids, dt_tokens, kept, _ = layout.fill_block(
+        neurons[order], offsets[order],
+        offsets_from_lengths(np.bincount(rows, minlength=n_rows)), block_size_prev)
+    width = int(kept.max()) + 2 if n_rows else 2
+    return (torch.as_tensor(ids[:, :width].astype(np.int64), device=device),
+            torch.as_tensor(dt_tokens[:, :width].astype(np.int64), device=device))
 
 
 def _closed_loop_steps(X):
@@ -44,8 +103,8 @@ def _closed_loop_steps(X):
 def sample_windows(est, X, *, past, sampling, random_state, batch_size):
     """Generate the current-window spikes of every window of ``X`` with ``est.model_``.
 
-    Returns a SpikeWindows like ``X`` (same windows, past events, frames and behaviour)
-    whose current-window events are the generated ones.
+    Returns a SpikeWindows like ``X`` (same windows, past events, frames and behaviour, all
+    copied) whose current-window events are the generated ones.
     """
     if past not in PAST_MODES:
         raise ValueError(f"past must be one of {PAST_MODES}; got {past!r}.")
@@ -71,8 +130,7 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
         generated = GeneratedTokens(*(np.concatenate(a) for a in zip(*parts)))
     else:
         generated = _closed_loop(est, X, run, max_new)
-    neuron, bins, offsets = _events(generated)
-    return X._replace(neuron=neuron, bin=bins, offsets=offsets)
+    return X.with_events(*_generated_events(generated))
 
 
 def _closed_loop(est, X, run, max_new):
@@ -91,7 +149,7 @@ def _closed_loop(est, X, run, max_new):
         if k > 0 and n_back:
             id_prev, dt_prev = past_from_generated(
                 history[-n_back:], stride_bins=X.n_bins, prev_bins=X.n_prev_bins,
-                n_neurons=config.n_neurons, n_dt=config.n_dt,
+                layout=TokenLayout(config.n_neurons, config.n_dt),
                 block_size_prev=config.block_size_prev, device=est.model_.head_id.weight.device)
             override = {"id_prev": id_prev[active], "dt_prev": dt_prev[active]}
         out = run(rows[active], override)

@@ -9,14 +9,18 @@ dropped from the active batch.
 Randomness. All uniform draws are made up front, one per (window, step, token type),
 from the caller's ``torch.Generator`` (never the global RNG), and a token is drawn by
 inverting the CDF of its filtered distribution with its own uniform. So a window's tokens
-depend only on its context, the model and its own draws: the batched cached sampler, the
-uncached batched sampler and the per-window reference give the same tokens, whatever the
-batch composition.
+depend only on its context, the model and its own draws: the batched cached sampler gives
+the same tokens as an uncached per-window reference (``tests/generation_reference.py``),
+whatever the batch composition.
 
 The dt of a generated event is not forced to be non-decreasing within a window: a
 well-trained model emits them in order (the tokenizer orders events by time), and forcing
-it would hide model errors that the evaluation should see. :func:`past_from_generated`
+it would hide model errors that the evaluation should see. The closed-loop sampler
 re-tokenizes events in time order anyway.
+
+This module is torch only: the token ids it needs (SOS, EOS, PAD, the number of dt values)
+come from the model's configuration, which the estimators build from the data layer's
+:class:`~nfestimators.data.TokenLayout`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from .state import eval_mode
 
 CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior")
 
@@ -174,27 +180,13 @@ def _draw_uniforms(n_windows, max_new_tokens, greedy, generator):
     )
 
 
-class _EvalMode:
-    """Put a module in eval mode for a block and restore its previous mode."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.eval()
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-
-
-def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit, use_cache):
+def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit):
     """Generate the windows of one batch; returns device tensors (ids, dts, lengths)."""
     c = model.config
     device = uniforms.device
     B = uniforms.shape[0]
     context = model.encode_context(batch)
-    state = model.start_decoding(context) if use_cache else None
+    state = model.start_decoding(context)
 
     out_id = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=device)
     out_dt = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=device)
@@ -204,10 +196,7 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
     seq_dt = torch.zeros((B, 1), dtype=torch.long, device=device)
 
     for step in range(max_new_tokens):
-        if use_cache:
-            z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
-        else:
-            z = model.decode(seq_id, seq_dt, context=context)[:, -1]
+        z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
         next_id, next_dt = _next_tokens(
             model, z, seq_id[:, -1], seq_dt[:, -1], uniforms[active, step], id_sampling, dt_sampling,
             greedy, dt_limit,
@@ -224,10 +213,7 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
                 break
             rows = keep.nonzero().squeeze(1)
             active, seq_id, seq_dt, next_id, next_dt = (t[rows] for t in (active, seq_id, seq_dt, next_id, next_dt))
-            if use_cache:
-                state = state.select(rows)
-            else:
-                context = context.select(rows)
+            state = state.select(rows)
         seq_id = torch.cat([seq_id, next_id[:, None]], dim=1)
         seq_dt = torch.cat([seq_dt, next_dt[:, None]], dim=1)
     return out_id, out_dt, lengths
@@ -247,7 +233,6 @@ def generate_tokens(
     top_p_dt=None,
     greedy=False,
     generator=None,
-    use_cache=True,
     batch_size=None,
     dt_limit=None,
 ):
@@ -276,9 +261,6 @@ def generate_tokens(
     generator : torch.Generator, optional
         Source of all random draws; a fresh, nondeterministically seeded generator when
         None. The global RNG is never used.
-    use_cache : bool
-        Decode with K/V caches (one token per step). False recomputes the whole sequence
-        at every step (same tokens, slower; for checks).
     batch_size : int, optional
         Number of windows generated together (all when None). Does not change the tokens.
     dt_limit : int, optional
@@ -302,138 +284,14 @@ def generate_tokens(
     uniforms = _draw_uniforms(n_windows, max_new_tokens, greedy, generator).to(device)
     batch_size = batch_size or n_windows
     outputs = []
-    with _EvalMode(model):
+    with eval_mode(model):
         for start in range(0, n_windows, batch_size):
             rows = slice(start, start + batch_size)
             chunk = {k: v[rows].to(device) for k, v in batch.items()}
             outputs.append(
                 _generate_chunk(
-                    model, chunk, uniforms[rows], max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit, use_cache
+                    model, chunk, uniforms[rows], max_new_tokens, id_sampling, dt_sampling, greedy, dt_limit
                 )
             )
     ids, dts, lengths = (torch.cat(parts).cpu().numpy() for parts in zip(*outputs))
     return GeneratedTokens(ids, dts, lengths)
-
-
-@torch.no_grad()
-def generate_tokens_reference(
-    model,
-    context_batch,
-    *,
-    max_new_tokens=None,
-    temperature=1.0,
-    temperature_dt=None,
-    top_k=None,
-    top_k_dt=None,
-    top_p=None,
-    top_p_dt=None,
-    greedy=False,
-    generator=None,
-    dt_limit=None,
-):
-    """Uncached reference sampler: one full ``model(batch)`` per token, one window at a time.
-
-    Same parameters, draws and result as :func:`generate_tokens`; it exists to test
-    and benchmark the cached sampler.
-    """
-    max_new_tokens, id_sampling, dt_sampling, dt_limit = _resolve(
-        model, max_new_tokens, temperature, temperature_dt, top_k, top_k_dt, top_p, top_p_dt, dt_limit
-    )
-    c = model.config
-    batch, n_windows = _context_batch(context_batch)
-    device = next(model.parameters()).device
-    uniforms = _draw_uniforms(n_windows, max_new_tokens, greedy, generator).to(device)
-    ids = np.full((n_windows, max_new_tokens), -1, dtype=np.int64)
-    dts = np.full((n_windows, max_new_tokens), -1, dtype=np.int64)
-    lengths = np.full(n_windows, max_new_tokens, dtype=np.int64)
-    with _EvalMode(model):
-        for w in range(n_windows):
-            window = {k: v[w : w + 1].to(device) for k, v in batch.items()}
-            seq_id, seq_dt = [c.sos_id], [0]
-            for step in range(max_new_tokens):
-                window["id"] = torch.tensor([seq_id], device=device)
-                window["dt"] = torch.tensor([seq_dt], device=device)
-                z = model.decode(window["id"], window["dt"], context=model.encode_context(window))
-                next_id, next_dt = _next_tokens(
-                    model, z[:, -1], window["id"][:, -1], window["dt"][:, -1], uniforms[w : w + 1, step],
-                    id_sampling, dt_sampling, greedy, dt_limit,
-                )
-                if next_id.item() == c.eos_id:
-                    lengths[w] = step
-                    break
-                ids[w, step], dts[w, step] = next_id.item(), next_dt.item()
-                seq_id.append(next_id.item())
-                seq_dt.append(next_dt.item())
-    return GeneratedTokens(ids, dts, lengths)
-
-
-def past_from_generated(
-    history, *, stride_bins, prev_bins, n_neurons, n_dt, block_size_prev, device=None
-):
-    """Past-window blocks of the next windows, built from previously generated windows.
-
-    For closed-loop generation (``past="generated"``): the estimator generates windows in
-    time order, and the past block of the next window is the tokenization of the model's
-    own recent output, exactly as the tokenizer would tokenize real spikes: events in time
-    order, neuron ascending within a bin, the latest ``block_size_prev - 2`` kept,
-    ``[SOS, events, EOS, PAD...]`` with dt relative to the past-window start (SOS dt 0).
-
-    Parameters
-    ----------
-    history : sequence of GeneratedTokens
-        Generated windows, oldest first; each holds the same rows (row r of every entry is
-        the same sequence, e.g. the same trial). ``history[-1]`` is the window just before
-        the next one; entry ``-j`` starts ``j * stride_bins`` bins before the next window.
-    stride_bins : int
-        Bins between consecutive window starts (the window length for contiguous windows;
-        it must not be shorter than the window, or events would be counted twice).
-    prev_bins : int
-        Length of the past window in bins; events outside it are dropped.
-    n_neurons, n_dt, block_size_prev : int
-        Vocabulary sizes and past block capacity of the model.
-    device : torch.device, optional
-
-    Returns
-    -------
-    id_prev, dt_prev : LongTensor of shape (n_rows, Tp)
-        ``Tp`` is the longest block in the batch (at most ``block_size_prev``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> g = GeneratedTokens(np.array([[4, 1, -1]]), np.array([[3, 1, -1]]), np.array([2]))
-    >>> id_prev, dt_prev = past_from_generated(
-    ...     [g], stride_bins=5, prev_bins=5, n_neurons=6, n_dt=6, block_size_prev=10)
-    >>> id_prev.tolist(), dt_prev.tolist()
-    ([[6, 1, 4, 7]], [[0, 1, 3, 7]])
-    """
-    n_rows = len(history[-1].lengths)
-    rows, offsets, neurons = [], [], []
-    for j, window in enumerate(reversed(history), start=1):
-        filled = np.arange(window.ids.shape[1])[None, :] < np.asarray(window.lengths)[:, None]
-        r, col = np.nonzero(filled)
-        offset = prev_bins - j * stride_bins + window.dts[r, col]
-        inside = (offset >= 0) & (offset < prev_bins)
-        rows.append(r[inside])
-        offsets.append(offset[inside])
-        neurons.append(window.ids[r, col][inside])
-    rows, offsets, neurons = (np.concatenate(a).astype(np.int64) for a in (rows, offsets, neurons))
-    order = np.lexsort((neurons, offsets, rows))  # by row, then time, then neuron
-    rows, offsets, neurons = rows[order], offsets[order], neurons[order]
-
-    counts = np.bincount(rows, minlength=n_rows)
-    kept = np.minimum(counts, block_size_prev - 2)
-    rank = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]  # position within the row
-    dropped = (counts - kept)[rows]  # the earliest events go on overflow
-    keep = rank >= dropped
-    column = rank - dropped + 1  # after SOS
-
-    width = int(kept.max()) + 2 if n_rows else 2
-    id_prev = np.full((n_rows, width), n_neurons + 2, dtype=np.int64)  # PAD
-    dt_prev = np.full((n_rows, width), n_dt + 2, dtype=np.int64)
-    id_prev[:, 0], dt_prev[:, 0] = n_neurons, 0  # SOS, dt 0
-    id_prev[rows[keep], column[keep]] = neurons[keep]
-    dt_prev[rows[keep], column[keep]] = offsets[keep]
-    id_prev[np.arange(n_rows), kept + 1] = n_neurons + 1  # EOS
-    dt_prev[np.arange(n_rows), kept + 1] = n_dt + 1
-    return torch.as_tensor(id_prev, device=device), torch.as_tensor(dt_prev, device=device)
