@@ -122,17 +122,28 @@ def test_pretrainer_score_bits_per_spike(pre, X):
 
 
 def test_pretrainer_score_of_a_uniform_model_matches_an_independent_computation(pre, X):
-    """With zero token heads the model gives every next id and dt the same probability, so
-    its log-likelihood is known; the baseline's is that of independent Poisson counts."""
+    """With zero token heads the model spreads each next dt uniformly over what may follow
+    (the current dt or a later one, or EOS) and each next neuron uniformly over what may
+    follow in its bin (every neuron in a new bin, the current one or a higher one in the
+    same bin), so its log-likelihood is known; the baseline's is that of independent Poisson
+    counts."""
     uniform = copy.deepcopy(pre)
     uniform.model_.head_id.weight.data.zero_()
     uniform.model_.head_dt.weight.data.zero_()
-    config = uniform.model_.config
+    n_dt = uniform.model_.config.n_dt
     counts = X.to_counts()  # (n_samples, n_neurons, n_bins)
     assert counts.sum(axis=(1, 2)).max() < uniform.tokenizer_.max_tokens  # no spike dropped
+    model_ll = 0.0
+    for w in range(len(X)):
+        events = zip(X.bin[X.offsets[w]:X.offsets[w + 1]], X.neuron[X.offsets[w]:X.offsets[w + 1]])
+        bin_now, neuron_now = 0, None  # after SOS: dt 0, no neuron yet
+        for b, n in events:
+            model_ll -= np.log(n_dt - bin_now + 1)  # values bin_now..n_dt-1, and EOS
+            same_bin = neuron_now is not None and b == bin_now
+            model_ll -= np.log(X.n_neurons - (neuron_now if same_bin else 0))
+            bin_now, neuron_now = b, n
+        model_ll -= np.log(n_dt - bin_now + 1)  # EOS (its id then follows with certainty)
     n_spikes = counts.sum()
-    n_tokens = n_spikes + len(X)  # every spike, then EOS
-    model_ll = -n_tokens * (np.log(config.id_vocab_size) + np.log(config.dt_vocab_size))
     rates = np.maximum(pre.baseline_rates_, 1.0 / (2 * len(X) * X.n_bins + 1))
     baseline_ll = scipy.stats.poisson.logpmf(counts, rates[None, :, None]).sum()
     expected = (model_ll - baseline_ll) / (n_spikes * np.log(2))

@@ -116,25 +116,21 @@ def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, 
     """Next id and dt for every row of the last-position final stream ``z`` (B, E), after
     the current tokens ``ids``, ``dts`` (B,).
 
-    The dt is drawn first, then the id given it (:meth:`Neuroformer.token_logits`); with
-    ``id_head="given_dt"`` the window ends when the dt drawn is EOS, with the paper's
-    independent heads when the id drawn is EOS.
+    The dt is drawn first, then the id given it (:meth:`Neuroformer.token_logits`): with
+    ``id_head="given_dt"`` the model's logits already exclude what cannot follow (an EOS dt
+    is followed by the EOS id, which ends the window); with the paper's independent heads
+    the specials are excluded here and the window ends when the id drawn is EOS.
     """
     c = model.config
-    joint = c.id_head == "given_dt"
     logits_dt = model.dt_logits(z, dts).float().clone()
-    blocked_dt = torch.ones(logits_dt.shape[-1], dtype=torch.bool, device=z.device)
-    blocked_dt[:dt_limit] = False  # value tokens
-    if joint:
-        blocked_dt[c.eos_dt] = False
-    logits_dt[:, blocked_dt] = float("-inf")
+    logits_dt[:, dt_limit:c.n_dt] = float("-inf")  # dt values beyond dt_limit
+    if c.id_head == "independent":
+        logits_dt[:, c.n_dt:] = float("-inf")  # value tokens only
     next_dt = _draw(logits_dt, dt_sampling, greedy, uniform[:, 1])
     logits_id = model.id_logits(z, ids, dts, next_dt).float().clone()
-    blocked_id = [c.sos_id, c.pad_id] + ([c.eos_id] if joint else [])  # spikes (or EOS)
-    logits_id[:, blocked_id] = float("-inf")
+    if c.id_head == "independent":
+        logits_id[:, [c.sos_id, c.pad_id]] = float("-inf")  # spikes or EOS only
     next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
-    if joint:
-        next_id = torch.where(next_dt == c.eos_dt, c.eos_id, next_id)
     return next_id, next_dt
 
 

@@ -296,25 +296,39 @@ class Neuroformer(nn.Module):
         return self.id_logits(z, ids, dts, next_dt), self.dt_logits(z, dts)
 
     def dt_logits(self, z, dts):
-        """Logits of the next token's dt, (..., K+3), given the stream and the current dts (...)."""
+        """Logits of the next token's dt, (..., K+3), given the stream and the current dts (...).
+
+        With ``id_head="given_dt"`` the impossible ones are -inf: SOS and PAD, and after a
+        value dt every earlier value.
+        """
         logits = self.head_dt(z)
         if self.id_given_dt is None:  # the paper's heads, unconstrained
             return logits
         c = self.config
-        value = torch.arange(logits.shape[-1], device=logits.device) < c.n_dt  # (K+3,)
-        earlier = (torch.arange(logits.shape[-1], device=logits.device) < dts.unsqueeze(-1)) & value
-        earlier &= (dts < c.n_dt).unsqueeze(-1)  # after a value token only
-        return logits.masked_fill(earlier, float("-inf"))
+        vocab = torch.arange(logits.shape[-1], device=logits.device)  # (K+3,)
+        after_value = (dts < c.n_dt).unsqueeze(-1)  # (..., 1)
+        blocked = (vocab == c.sos_dt) | (vocab == c.pad_dt) | (
+            (vocab < c.n_dt) & after_value & (vocab < dts.unsqueeze(-1)))
+        return logits.masked_fill(blocked, float("-inf"))
 
     def id_logits(self, z, ids, dts, next_dt):
-        """Logits of the next token's neuron id, (..., N+3), given its dt (see :meth:`token_logits`)."""
+        """Logits of the next token's neuron id, (..., N+3), given its dt (see :meth:`token_logits`).
+
+        With ``id_head="given_dt"`` the impossible ones are -inf: after an EOS dt every id but
+        EOS; after a value dt every special id, and in the current token's bin every neuron
+        below the current one. (Positions whose next dt is PAD are left alone: no target.)
+        """
         if self.id_given_dt is None:
             return self.head_id(z)
         c = self.config
         logits = self.head_id(self.id_given_dt(z, next_dt))
-        same_bin = (next_dt == dts) & (ids < c.n_neurons) & (dts < c.n_dt)  # (...)
-        below = torch.arange(logits.shape[-1], device=logits.device) < ids.unsqueeze(-1)
-        return logits.masked_fill(below & same_bin.unsqueeze(-1), float("-inf"))
+        vocab = torch.arange(logits.shape[-1], device=logits.device)  # (N+3,)
+        ends = (next_dt == c.eos_dt).unsqueeze(-1)  # (..., 1)
+        spike = (next_dt < c.n_dt).unsqueeze(-1)
+        same_bin = ((next_dt == dts) & (ids < c.n_neurons) & (dts < c.n_dt)).unsqueeze(-1)
+        blocked = (ends & (vocab != c.eos_id)) | (spike & (
+            (vocab >= c.n_neurons) | (same_bin & (vocab < ids.unsqueeze(-1)))))
+        return logits.masked_fill(blocked, float("-inf"))
 
     def readout_features(self, ids, dts, pooled):
         """Input of the regression and classification heads (``config.readout``).
