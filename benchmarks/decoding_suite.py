@@ -11,7 +11,8 @@ On every set, on one split, in one run:
 * **linear**: logistic regression (ridge for continuous targets) on standardised spike counts
   per neuron and time bin (the past window's bins too, when the windows have one), the bin
   width (whole window, 100, 50, 20 ms, those that fit) and C (alpha) chosen on validation
-  rows carved from the training rows, then refitted on all training rows;
+  rows carved from the training rows (accuracy, ties broken by the log-loss; R²), then
+  refitted on all training rows;
 * **k-NN**: k nearest neighbours on the same features, bin width and k chosen the same way.
 
 The test rows are touched once, to score. Sets:
@@ -25,7 +26,8 @@ The test rows are touched once, to score. Sets:
   time train, the last 20 % test, the baselines choose on the last 20 % of the training
   windows (R², mean over x and y).
 * ``rate``, ``identity``, ``order``, ``latency``, ``synchrony``, ``behavior``: one
-  ``make_code_data(code, random_state=0)`` set per code family at its defaults; a random 75 %
+  ``make_code_data(code, random_state=0)`` set per code family at its defaults
+  (``--data-seed`` draws other cells, orders, pairs and spikes); a random 75 %
   of the trials (stratified by class) train, the rest test; the baselines choose on a random
   20 % of the training trials (accuracy, R² for ``behavior``).
 * ``spiking``: ``make_spiking_data(random_state=1)``, behaviour regression, the first 75 % of
@@ -57,7 +59,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, log_loss, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
@@ -181,8 +183,8 @@ def wmaze_set(data_root):
                        note=f"W-maze CA1, {len(X)} running windows, position (x, y) in px")
 
 
-def code_set(code, small):
-    data = make_code_data(code, random_state=0, **(SMALL_CODES if small else {}))
+def code_set(code, small, data_seed):
+    data = make_code_data(code, random_state=data_seed, **(SMALL_CODES if small else {}))
     y = data.target if code == "behavior" else data.labels
     train, test = _stratified_split(y, 0.25, seed=0)
     _, val = _stratified_split(y[train], 0.2, seed=0)
@@ -200,7 +202,7 @@ def spiking_set(small):
                        _tail(train, 0.2), note="make_spiking_data(random_state=1) behaviour")
 
 
-def load_set(name, data_root, small):
+def load_set(name, data_root, small, data_seed=0):
     if name in ("D_E_III", "D_A_I"):
         dataset = auditory_set(name, data_root)
     elif name == "wmaze":
@@ -208,7 +210,7 @@ def load_set(name, data_root, small):
     elif name == "spiking":
         return spiking_set(small)
     else:
-        return code_set(name, small)
+        return code_set(name, small, data_seed)
     return shrink(dataset) if small else dataset
 
 
@@ -278,13 +280,22 @@ def _baseline_grid(kind, task, n_fit_rows):
                 yield f"k-NN k={k}", neighbours(n_neighbors=k)
 
 
+def _validation_key(dataset, model, features, y):
+    """What the baselines maximise on the validation rows: the score, ties (frequent on
+    small validation sets) broken by the lower log-loss for classifiers."""
+    score = dataset.score(y, model.predict(features))
+    if dataset.task != "classification":
+        return score, 0.0
+    return score, -log_loss(y, model.predict_proba(features), labels=model.classes_)
+
+
 def tuned_baseline(kind, dataset):
     """Choose the bin width and the model setting on the validation rows, refit on all
     training rows, score once on the test rows. Returns (score, seconds, settings)."""
     start = time.perf_counter()
     fit_rows = np.setdiff1d(dataset.train, dataset.val)
     y_fit, y_val = dataset.y[fit_rows], dataset.y[dataset.val]
-    best = (-np.inf, None, None, None)
+    best = ((-np.inf, -np.inf), None, None, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for k in available_bin_widths(dataset.X):
@@ -294,11 +305,11 @@ def tuned_baseline(kind, dataset):
             val_features = scaler.transform(features[dataset.val])
             for name, model in _baseline_grid(kind, dataset.task, len(fit_rows)):
                 model.fit(fit_features, y_fit)
-                val_score = dataset.score(y_val, model.predict(val_features))
-                if val_score > best[0]:
-                    best = (val_score, k, name, clone(model).set_params(
+                key = _validation_key(dataset, model, val_features, y_val)
+                if key > best[0]:
+                    best = (key, k, name, clone(model).set_params(
                         **({"warm_start": False} if "warm_start" in model.get_params() else {})))
-        val_score, k, name, model = best
+        (val_score, _), k, name, model = best
         features = binned_counts(dataset.X, k)
         model = make_pipeline(StandardScaler(), model).fit(features[dataset.train],
                                                            dataset.y[dataset.train])
@@ -399,6 +410,8 @@ def main(argv=None):
                         default=Path(__file__).resolve().parents[1].parent / "shared" / "data",
                         help="folder holding auditory_cortex/ and hippocampus_wmaze/ "
                              "(default: ../shared/data beside the repository)")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="random_state of make_code_data: draw other code families")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.seeds < 1:
@@ -408,7 +421,7 @@ def main(argv=None):
     rows = []
     for name in args.sets:
         try:
-            dataset = load_set(name, args.data_root, args.small)
+            dataset = load_set(name, args.data_root, args.small, args.data_seed)
         except MissingData as missing:
             log.warning("skipping %s: %s (pass --data-root)", name, missing)
             continue
