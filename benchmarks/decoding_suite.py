@@ -10,9 +10,9 @@ On every set, on one split, in one run:
   word "missing" when the package does not have them yet;
 * **linear**: logistic regression (ridge for continuous targets) on standardised spike counts
   per neuron and time bin (the past window's bins too, when the windows have one), the bin
-  width (whole window, 100, 50, 20 ms, those that fit) and C (alpha) chosen on validation
-  rows carved from the training rows (accuracy, ties broken by the log-loss; R²), then
-  refitted on all training rows;
+  width (whole window, 100, 50, 20 ms, those that fit; or the population's total count per
+  window) and C (alpha) chosen on validation rows carved from the training rows (accuracy,
+  ties broken by the log-loss; R²), then refitted on all training rows;
 * **k-NN**: k nearest neighbours on the same features, bin width and k chosen the same way.
 
 The test rows are touched once, to score. Sets:
@@ -76,6 +76,7 @@ ALL_SETS = REAL_SETS + SYNTHETIC_SETS
 METHODS = ("defaults", "CV", "linear", "k-NN")
 
 BIN_WIDTHS = (None, 0.1, 0.05, 0.02)  # s; None = the whole window
+TOTAL_COUNT = "total count"  # feature option: the population's spike count per window
 C_GRID = np.logspace(-3, 2, 6)
 ALPHA_GRID = np.logspace(-2, 4, 7)
 K_GRID = (1, 3, 5, 9, 15, 25)
@@ -262,6 +263,25 @@ def binned_counts(X, k):
     return np.hstack(parts)
 
 
+def feature_options(X):
+    """The baselines' feature choices: per-neuron counts in each available bin width, and
+    the population's total count per window (current, past), the code of some rate sets."""
+    return available_bin_widths(X) + [TOTAL_COUNT]
+
+
+def features(X, option):
+    whole = binned_counts(X, X.n_bins if option == TOTAL_COUNT else option)
+    if option == TOTAL_COUNT:
+        return whole.reshape(len(X), -1, X.n_neurons).sum(axis=2)
+    return whole
+
+
+def describe(option, X):
+    if option == TOTAL_COUNT:
+        return "total count"
+    return "whole window" if option == X.n_bins else f"{option * X.dt * 1000:g} ms bins"
+
+
 def _baseline_grid(kind, task, n_fit_rows):
     """(setting name, model) pairs of one baseline's grid, on standardised features. The
     logistic grid is one model walked up the C path with warm starts (each setting is fitted
@@ -298,25 +318,24 @@ def tuned_baseline(kind, dataset):
     best = ((-np.inf, -np.inf), None, None, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for k in available_bin_widths(dataset.X):
-            features = binned_counts(dataset.X, k)
-            scaler = StandardScaler().fit(features[fit_rows])
-            fit_features = scaler.transform(features[fit_rows])
-            val_features = scaler.transform(features[dataset.val])
+        for option in feature_options(dataset.X):
+            table = features(dataset.X, option)
+            scaler = StandardScaler().fit(table[fit_rows])
+            fit_features = scaler.transform(table[fit_rows])
+            val_features = scaler.transform(table[dataset.val])
             for name, model in _baseline_grid(kind, dataset.task, len(fit_rows)):
                 model.fit(fit_features, y_fit)
                 key = _validation_key(dataset, model, val_features, y_val)
                 if key > best[0]:
-                    best = (key, k, name, clone(model).set_params(
+                    best = (key, option, name, clone(model).set_params(
                         **({"warm_start": False} if "warm_start" in model.get_params() else {})))
-        (val_score, _), k, name, model = best
-        features = binned_counts(dataset.X, k)
-        model = make_pipeline(StandardScaler(), model).fit(features[dataset.train],
+        (val_score, _), option, name, model = best
+        table = features(dataset.X, option)
+        model = make_pipeline(StandardScaler(), model).fit(table[dataset.train],
                                                            dataset.y[dataset.train])
     seconds = time.perf_counter() - start
-    score = dataset.score(dataset.y[dataset.test], model.predict(features[dataset.test]))
-    width = "whole window" if k == dataset.X.n_bins else f"{k * dataset.X.dt * 1000:g} ms bins"
-    return score, seconds, f"{name}, {width} (val {val_score:.3f})"
+    score = dataset.score(dataset.y[dataset.test], model.predict(table[dataset.test]))
+    return score, seconds, f"{name}, {describe(option, dataset.X)} (val {val_score:.3f})"
 
 
 # ----------------------------------------------------------------------- neuroformer

@@ -72,3 +72,5 @@ def test_binned_counts_keep_every_spike(monkeypatch):
     fine = suite.binned_counts(X, 2)  # 3 groups per window, the last one a single bin
     assert fine.shape == (len(X), 2 * 6 * 3)
     assert np.array_equal(fine.sum(1), X.n_spikes() + X.n_spikes(past=True))
+    total = suite.features(X, suite.TOTAL_COUNT)
+    assert np.array_equal(total, np.stack([X.n_spikes(), X.n_spikes(past=True)], axis=1))
