@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 
@@ -246,9 +245,11 @@ def make_code_data(code, *, n_classes=4, n_trials=400, n_neurons=40, window=0.5,
         * ``labels``: ndarray (n_trials,) of int in ``0..n_classes-1`` (classification
           codes), or ``target``: ndarray (n_trials,) of float in [0, 1] (``"behavior"``).
         * ``coding_cells``: ndarray of int, the neurons that carry the code.
-        * ``params``: Bunch of the ground truth of the code (``class_gain``,
-          ``class_active``, ``class_order`` (cell positions in ``coding_cells``),
-          ``class_latency``, ``pairs`` and ``class_synchronous``, ``tuning_center``, ...).
+        * ``params``: Bunch of the ground truth of the code, cells given as indices into
+          ``coding_cells``: ``class_gain`` (n_classes, n_coding), ``class_active`` (masks),
+          ``class_order`` (``class_order[c]``: the cells in firing order) and
+          ``sequence_gap``, ``class_latency`` and ``cell_offset``, ``pairs`` (n_pairs, 2) and
+          ``class_synchronous`` (masks over pairs), ``tuning_center`` and ``tuning_peak``.
         * ``code``, ``dt``, ``window``, and ``description`` (also as ``DESCR``): what the
           family is, in one sentence.
 
