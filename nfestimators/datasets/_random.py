@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["seed_sequence"]
+__all__ = ["check_positive", "seed_sequence"]
 
 
 def seed_sequence(random_state):
@@ -29,3 +29,13 @@ def seed_sequence(random_state):
         return np.random.SeedSequence(int(random_state.randint(2**31)))
     raise ValueError(f"random_state must be None, an int, a numpy Generator or RandomState; "
                      f"got {random_state!r}.")
+
+
+def check_positive(value, name, integer=False):
+    """``value`` as a positive int (``integer``) or float; a ValueError naming ``name`` else."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) \
+            or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {what}; got {value!r}.")
+    return int(value) if integer else float(value)

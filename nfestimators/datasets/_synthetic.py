@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import lfilter
@@ -12,7 +10,7 @@ from sklearn.utils import Bunch
 from nfestimators.data import SpikeWindows
 from nfestimators.data.units import frame_at, on_grid, seconds_to_bins, window_means
 
-from ._random import seed_sequence
+from ._random import check_positive, seed_sequence
 
 __all__ = ["make_spiking_data"]
 
@@ -28,15 +26,6 @@ _CONDITION_FRACTION, _CONDITION_SD, _ONSET_TAU = 0.5, 0.6, 0.4
 _STIMULUS_GAIN = (0.6, 1.0)
 _HUB_WEIGHT, _SYNAPSE_TAU = (0.8, 1.2), 0.02
 _MAX_RATE = 100.0         # Hz, ceiling on the conditional intensity
-
-
-def _check_positive(value, name, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) \
-            or value <= 0:
-        what = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"{name} must be {what}; got {value!r}.")
-    return int(value) if integer else float(value)
 
 
 def _ou(rng, n, step, tau):
@@ -252,13 +241,13 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     >>> sorted(set(data.labels.tolist()))
     [0, 1, 2, 3]
     """
-    n_neurons = _check_positive(n_neurons, "n_neurons", integer=True)
-    duration = _check_positive(duration, "duration")
-    dt = _check_positive(dt, "dt")
-    window = _check_positive(window, "window")
-    trial_duration = _check_positive(trial_duration, "trial_duration")
-    n_conditions = _check_positive(n_conditions, "n_conditions", integer=True)
-    mean_rate = _check_positive(mean_rate, "mean_rate")
+    n_neurons = check_positive(n_neurons, "n_neurons", integer=True)
+    duration = check_positive(duration, "duration")
+    dt = check_positive(dt, "dt")
+    window = check_positive(window, "window")
+    trial_duration = check_positive(trial_duration, "trial_duration")
+    n_conditions = check_positive(n_conditions, "n_conditions", integer=True)
+    mean_rate = check_positive(mean_rate, "mean_rate")
     trial_bins = seconds_to_bins(trial_duration, dt, "trial_duration", minimum=1)
     window_bins = seconds_to_bins(window, dt, "window", minimum=1)
     if window_bins > trial_bins:
@@ -298,7 +287,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     params = Bunch(speed_gain=speed_gain, place_gain=place_gain, place_center=place_center,
                    condition_gain=condition_gain, stimulus_gain=None, filters=None, hubs=None)
     if stimulus:
-        frame_rate = _check_positive(frame_rate, "frame_rate")
+        frame_rate = check_positive(frame_rate, "frame_rate")
         shape = tuple(int(s) for s in np.atleast_1d(frame_shape))
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"frame_shape must be (height, width) > 0; got {frame_shape!r}.")
@@ -314,7 +303,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
             movie = movie[np.arange(n_frames) % clip_frames]
         else:
             movie = _movie(rng_stimulus, n_frames, frame_rate, shape)
-        stimulus_fraction = _check_positive(stimulus_fraction, "stimulus_fraction")
+        stimulus_fraction = check_positive(stimulus_fraction, "stimulus_fraction")
         if stimulus_fraction > 1:
             raise ValueError(f"stimulus_fraction must lie in (0, 1]; got {stimulus_fraction}.")
         stim_cells = np.flatnonzero(_subset(rng_stimulus, n_neurons, stimulus_fraction))
@@ -334,7 +323,7 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     params.baseline = np.log(target_rate * dt)
     log_rate = params.baseline[:, None] + log_mod
     if coupling:
-        weights, hubs = _hub_coupling(rng_coupling, n_neurons, _check_positive(
+        weights, hubs = _hub_coupling(rng_coupling, n_neurons, check_positive(
             n_hubs, "n_hubs", integer=True))
         counts, rates = _simulate_coupled(rng_spikes, log_rate, weights, dt)
         params.hubs = hubs
