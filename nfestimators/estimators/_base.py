@@ -141,7 +141,7 @@ class NeuroformerBase(BaseEstimator):
             X, dt=self.dt, behavior_inputs=self._behavior_input_names(X),
             max_tokens=self.max_tokens, max_prev_tokens=self.max_prev_tokens,
             token_cap=AUTO_TOKEN_CAP[self.preset])
-        return X.rebin(self.dt)
+        return X.rebin(self.input_encoder_.dt)
 
     def _dropout_fields(self):
         """Config fields of the ``dropout`` override (none when it is None)."""

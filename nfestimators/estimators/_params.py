@@ -59,16 +59,23 @@ None trains from scratch."""),
     "sclm_weight": Parameter(
         [Interval(Real, 0, None, closed="left")], "float",
         """Weight of the spike objective (next neuron id 0.6, next dt 0.4 of it) kept during
-finetuning next to the supervised loss."""),
+finetuning next to the supervised loss: a regulariser that makes the backbone model the
+spikes it reads (on an H200, from-scratch classifier at 10 ms bins: D_E_III 0.426 test
+accuracy with 0, 0.531 with 1; D_A_I 0.683 and 0.744)."""),
     "readout": Parameter(
-        [StrOptions(set(READOUTS))], '{"mean", "mean+count"}',
+        [StrOptions(set(READOUTS))], '{"mean", "mean+count", "mean+binned"}',
         """What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer over
 the window's SOS and spike positions. A mean does not say how many spikes were averaged,
 so a rate code (information in the number of spikes) is hard to read from it.
 ``"mean+count"`` adds a code of the window's spike count n: 16 piecewise-linear
 interpolation weights of ``log(1 + n)`` between knots at quantiles of the training
-windows, through which the head learns any function of the count in a few epochs. With
-``pretrained``, the backbone is loaded and the head is new either way."""),
+windows, through which the head learns any function of the count in a few epochs.
+``"mean+binned"`` (the default) also adds ``log(1 + count)`` of every neuron in 5 equal
+time bins of the window (every bin of shorter windows): the head then holds a linear
+decoder of binned counts, the baseline neuroscientists fit first, and the transformer's
+features add what such a decoder misses (spike order, timing inside the bins, the past
+window, the other modalities). With ``pretrained``, the backbone is loaded and the head
+is new either way."""),
     "contrastive": Parameter(
         [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
         """Modalities to align: ``"id"`` (the spikes of the window, encoded before they see the
@@ -109,11 +116,15 @@ user guide): any of {", ".join(f'``"{name}"``' for name in COMPAT_SWITCHES)} (th
 ``compat_<name>`` fields of :class:`~nfestimators.model.NeuroformerConfig`). Empty: the
 fixed model."""),
     "dt": Parameter(
-        [Interval(Real, 0, None, closed="neither"), None], "float, optional",
+        [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
+        '"auto", float or None',
         """Time bin in seconds, a whole multiple of ``X.dt`` that divides the windows: every
 ``X`` given to the estimator (in fit and after) is rebinned to it
 (:meth:`SpikeWindows.rebin`), so that ``GridSearchCV`` can search the time resolution.
-None keeps the bins of ``X``."""),
+``"auto"``: the finest such bins that give at most 50 per window (10 ms bins for 500 ms
+trials recorded at 1 ms; the windows' own bins when they have 50 or fewer); with
+``pretrained``, the pretrained model's bins. None keeps the bins of ``X``. The bins
+chosen are ``tokenizer_.dt_``."""),
     "max_tokens": Parameter(
         [_positive_int(2), None], "int, optional",
         """Token budget of a current window (``block_size.id``). Windows with more spikes keep

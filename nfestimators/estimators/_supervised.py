@@ -31,12 +31,12 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     lives here (sklearn reads the parameter names from its signature).
     """
 
-    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=0.0, readout="mean",
-                 preset="small", n_layers=None, n_embd=None, n_head=None, dropout=None,
-                 compat=(), dt=None, max_tokens=None, max_prev_tokens=None,
-                 behavior_inputs=None, round_counts=False, max_epochs=30, batch_size=32,
-                 lr=1e-3, weight_decay=0.1, warmup_fraction=0.1, validation_fraction=0.1,
-                 n_iter_no_change=5, device="auto", precision="auto", compile=False,
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
+                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
+                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False,
+                 max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15, device="auto", precision="auto", compile=False,
                  cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
         self.pretrained = pretrained
         self.freeze = freeze
@@ -161,8 +161,8 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             raise ValueError(
                 f"X has {X.n_neurons} neurons, but the pretrained model's vocabulary has "
                 f"{n_neurons}; finetune on the same neurons as the pretraining data.")
-        if self.dt is not None and not np.isclose(self.dt, inputs.tokenizer.dt_):
+        if self.dt not in (None, "auto") and not np.isclose(self.dt, inputs.tokenizer.dt_):
             raise ValueError(f"dt={self.dt} differs from the pretrained model's bins of "
-                             f"{inputs.tokenizer.dt_:g} s; leave dt=None to use them.")
+                             f"{inputs.tokenizer.dt_:g} s; leave dt='auto' to use them.")
         self.input_encoder_ = inputs
         return inputs.check(X)
