@@ -127,6 +127,7 @@ class Result:
     seconds: list = field(default_factory=list)
     settings: str = ""
     missing: bool = False
+    skipped: bool = False  # not asked for (--no-cv)
 
 
 # ------------------------------------------------------------------------------ sets
@@ -367,11 +368,11 @@ def fit_neuroformer(estimator, dataset):
     return score, seconds
 
 
-def run_set(dataset, seeds, device, small):
+def run_set(dataset, seeds, device, small, run_cv=True):
     results = {}
     for method, cv in (("defaults", False), ("CV", True)):
-        result = Result(missing=neuroformer_class(dataset, cv) is None)
-        for seed in ([] if result.missing else range(seeds)):
+        result = Result(missing=neuroformer_class(dataset, cv) is None, skipped=cv and not run_cv)
+        for seed in ([] if result.missing or result.skipped else range(seeds)):
             score, seconds = fit_neuroformer(
                 neuroformer_estimator(dataset, cv, seed, device, small), dataset)
             result.scores.append(score)
@@ -386,6 +387,11 @@ def run_set(dataset, seeds, device, small):
 
 
 # ----------------------------------------------------------------------------- report
+def _absent(result):
+    """The table cell of a method that has no scores: "missing" or "not run"; else None."""
+    return "missing" if result.missing else "not run" if result.skipped else None
+
+
 def _mean_sd(values):
     if len(values) > 1:
         return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
@@ -403,13 +409,13 @@ def markdown_table(rows):
     for dataset, results in rows:
         best = best_baseline(results)
         cells = [dataset.name, dataset.metric, f"{len(dataset.train)} / {len(dataset.test)}"]
-        cells += ["missing" if results[m].missing else _mean_sd(results[m].scores)
+        cells += [_absent(results[m]) or _mean_sd(results[m].scores)
                   for m in METHODS]
         cells.append(f"{best}: {results[best].settings}")
         defaults = results["defaults"]
         cells.append("missing" if defaults.missing else
                      f"{np.mean(defaults.scores) - results[best].scores[0]:+.3f}")
-        cells += ["missing" if results[m].missing else f"{np.mean(results[m].seconds):.1f}"
+        cells += [_absent(results[m]) or f"{np.mean(results[m].seconds):.1f}"
                   for m in METHODS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -441,6 +447,8 @@ def main(argv=None):
     parser.add_argument("--data-seed", type=int, default=0,
                         help="random_state of make_code_data: draw other code families")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--no-cv", action="store_true",
+                        help="skip the CV estimators (each searches up to 12 settings)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -455,7 +463,8 @@ def main(argv=None):
             continue
         log.info("%s: %s, %d train / %d test rows", name, dataset.X, len(dataset.train),
                  len(dataset.test))
-        rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small)))
+        rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,
+                                            run_cv=not args.no_cv)))
     table = markdown_table(rows)
     print(table)
     if args.json:

@@ -51,8 +51,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     size = dict(n_neurons=30, duration=40.0) if args.small else dict(n_neurons=80, duration=200.0)
-    epochs = (2, 3) if args.small else (15, 20)
-    preset = "tiny" if args.small else "small"
+    # the defaults; --small only shrinks the model and the training to a machinery check
+    size_small = dict(preset="tiny", max_epochs=2) if args.small else {}
     t0 = time.perf_counter()
     data = make_spiking_data(random_state=args.seed, **size)
     X, Y = data.windows, data.behavior
@@ -60,12 +60,13 @@ def main(argv=None):
     train, test = np.arange(split), np.arange(split, len(X))
     print(f"data: {X}")
 
-    common = dict(preset=preset, device=args.device, random_state=args.seed)
-    pre = NeuroformerPretrainer(max_epochs=epochs[0], **common).fit(X[train])
-    print(f"pretrained in {time.perf_counter() - t0:.0f} s on {pre.device_}; held-out "
+    common = dict(device=args.device, random_state=args.seed, **size_small)
+    pre = NeuroformerPretrainer(**common).fit(X[train])
+    print(f"pretrained in {time.perf_counter() - t0:.0f} s on {pre.device_} ({pre.n_epochs_} "
+          f"epochs, best {pre.best_epoch_}); held-out "
           f"log-likelihood {pre.score(X[test]):+.3f} bits/spike vs a Poisson model per neuron")
 
-    reg = NeuroformerRegressor(pretrained=FrozenEstimator(pre), max_epochs=epochs[1], **common)
+    reg = NeuroformerRegressor(pretrained=FrozenEstimator(pre), **common)
     reg.fit(X[train], Y[train])
     counts = np.concatenate([X.to_counts().sum(2), X.to_counts(past=True).sum(2)], axis=1)
     ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
