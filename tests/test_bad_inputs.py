@@ -9,6 +9,7 @@ append a row.
 from __future__ import annotations
 
 import copy
+import re
 import types
 
 import numpy as np
@@ -22,6 +23,8 @@ from sklearn.frozen import FrozenEstimator
 from nfestimators import (NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor,
                           SpikeWindows)
 from nfestimators.datasets import make_spiking_data
+
+from bad_builder_inputs import BAD_BUILDER_INPUTS
 
 FAST = dict(preset="tiny", max_epochs=1, device="cpu", random_state=0)
 PRE, REG, CLF = NeuroformerPretrainer, NeuroformerRegressor, NeuroformerClassifier
@@ -178,6 +181,11 @@ CASES = [
      ValueError, "do not fit"),
     ("load a newer format", tampered(lambda p: p.update({"version": 99})), ValueError, "newer"),
 ]
+
+
+# the builders' rows (tests/bad_builder_inputs.py), in the same table
+CASES += [(f"{builder.__name__}: {pattern[:40]}", lambda ctx, b=builder, k=kwargs: b(**k), error,
+           re.compile(pattern, re.S)) for builder, kwargs, error, pattern in BAD_BUILDER_INPUTS]
 
 
 @pytest.mark.parametrize("call, error, pattern", [case[1:] for case in CASES],

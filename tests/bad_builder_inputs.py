@@ -1,14 +1,11 @@
-"""One table of bad inputs to the SpikeWindows builders: (builder, bad input, error, message).
+"""Bad inputs to the SpikeWindows builders: (builder, bad input, error, message), rows of the
+one table of ``tests/test_bad_inputs.py`` (kept apart for their fixtures).
 
 Every row is a mistake a user makes; the message must name the argument and say what to do.
-The estimators' table (``tests/test_bad_inputs.py``) covers fit / predict / score.
 """
-
-import re
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from nfestimators import SpikeWindows
 from nfestimators.data import as_windows
@@ -134,15 +131,3 @@ BAD_BUILDER_INPUTS = [
     (np.asarray, dict(a=SpikeWindows.from_counts(COUNTS, dt=0.01, window=0.05)), TypeError,
      r"X.to_counts\(\)"),
 ]
-
-
-def _id(row):
-    builder, kwargs, _, pattern = row
-    return f"{builder.__name__}-{pattern[:30]}"
-
-
-@pytest.mark.parametrize("builder, kwargs, error, pattern", BAD_BUILDER_INPUTS,
-                         ids=[_id(row) for row in BAD_BUILDER_INPUTS])
-def test_bad_builder_input(builder, kwargs, error, pattern):
-    with pytest.raises(error, match=re.compile(pattern, re.S)):
-        builder(**kwargs)
