@@ -35,23 +35,9 @@ import torch.nn.functional as F
 from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
 from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
+from .heads import IdGivenDt, binned_counts, count_code, impossible_dts, impossible_ids
 from .losses import contrastive_loss, sclm_loss
 from .state import Context, DecodeState
-
-
-class IdGivenDt(nn.Module):
-    """Condition the stream on the next token's dt before the id head: ``z + MLP(LN(z + e(dt)))``
-    (a residual MLP, so that the id can depend on how the next bin relates to the current one).
-    """
-
-    def __init__(self, n_embd, dt_vocab_size):
-        super().__init__()
-        self.dt_emb = nn.Embedding(dt_vocab_size, n_embd)
-        self.mlp = nn.Sequential(nn.LayerNorm(n_embd), nn.Linear(n_embd, 2 * n_embd), nn.GELU(),
-                                 nn.Linear(2 * n_embd, n_embd))
-
-    def forward(self, z, next_dt):
-        return z + self.mlp(z + self.dt_emb(next_dt))  # (B, T, E)
 
 
 class Neuroformer(nn.Module):
@@ -304,12 +290,7 @@ class Neuroformer(nn.Module):
         logits = self.head_dt(z)
         if self.id_given_dt is None:  # the paper's heads, unconstrained
             return logits
-        c = self.config
-        vocab = torch.arange(logits.shape[-1], device=logits.device)  # (K+3,)
-        after_value = (dts < c.n_dt).unsqueeze(-1)  # (..., 1)
-        blocked = (vocab == c.sos_dt) | (vocab == c.pad_dt) | (
-            (vocab < c.n_dt) & after_value & (vocab < dts.unsqueeze(-1)))
-        return logits.masked_fill(blocked, float("-inf"))
+        return logits.masked_fill(impossible_dts(dts, self.config), float("-inf"))
 
     def id_logits(self, z, ids, dts, next_dt):
         """Logits of the next token's neuron id, (..., N+3), given its dt (see :meth:`token_logits`).
@@ -320,15 +301,8 @@ class Neuroformer(nn.Module):
         """
         if self.id_given_dt is None:
             return self.head_id(z)
-        c = self.config
         logits = self.head_id(self.id_given_dt(z, next_dt))
-        vocab = torch.arange(logits.shape[-1], device=logits.device)  # (N+3,)
-        ends = (next_dt == c.eos_dt).unsqueeze(-1)  # (..., 1)
-        spike = (next_dt < c.n_dt).unsqueeze(-1)
-        same_bin = ((next_dt == dts) & (ids < c.n_neurons) & (dts < c.n_dt)).unsqueeze(-1)
-        blocked = (ends & (vocab != c.eos_id)) | (spike & (
-            (vocab >= c.n_neurons) | (same_bin & (vocab < ids.unsqueeze(-1)))))
-        return logits.masked_fill(blocked, float("-inf"))
+        return logits.masked_fill(impossible_ids(ids, dts, next_dt, self.config), float("-inf"))
 
     def readout_features(self, ids, dts, pooled):
         """Input of the regression and classification heads (``config.readout``).
@@ -364,42 +338,12 @@ class Neuroformer(nn.Module):
         code = self.count_code(spikes.sum(1, dtype=torch.float32))  # (B, K)
         features = [pooled, (code * math.sqrt(c.n_embd)).to(pooled.dtype)]  # see Notes
         if c.readout == "mean+binned":
-            features.append(self.binned_counts(ids, dts, spikes).to(pooled.dtype))
+            features.append(binned_counts(ids, dts, spikes, self.config).to(pooled.dtype))
         return torch.cat(features, dim=1)
 
-    def binned_counts(self, ids, dts, spikes):
-        """``log(1 + count)`` of every neuron in ``config.count_bins`` equal time bins of the
-        window, (B, n_neurons * count_bins), from the current tokens (B, T) and their spike
-        mask (B, T)."""
-        c = self.config
-        group = dts.clamp(0, c.window_bins - 1) * c.count_bins // c.window_bins  # (B, T)
-        index = torch.where(spikes, ids * c.count_bins + group, 0)
-        counts = torch.zeros(ids.shape[0], c.n_neurons * c.count_bins, device=ids.device)
-        counts.scatter_add_(1, index, spikes.float())
-        return torch.log1p(counts)
-
     def count_code(self, n_spikes):
-        """Piecewise-linear ("hat") code of ``log(1 + n_spikes)`` over ``config.count_knots``.
-
-        Parameters
-        ----------
-        n_spikes : Tensor of shape (B,)
-            Spike counts (float).
-
-        Returns
-        -------
-        Tensor of shape (B, K)
-            Weight of every knot: the two knots around ``log(1 + n)`` share 1 in proportion
-            to its closeness, the others get 0; below the first (above the last) knot, the
-            first (last) gets 1. Every row sums to 1.
-        """
-        knots = self.count_knots  # (K,)
-        u = torch.log1p(n_spikes.float()).clamp(knots[0], knots[-1]).unsqueeze(1)  # (B, 1)
-        gap = knots[1:] - knots[:-1]  # (K - 1,)
-        edge = torch.full_like(u, float("inf"))  # the end knots have one side only
-        rise = torch.cat([edge, (u - knots[:-1]) / gap], dim=1)  # (B, K)
-        fall = torch.cat([(knots[1:] - u) / gap, edge], dim=1)  # (B, K)
-        return torch.minimum(rise, fall).clamp(0.0, 1.0)
+        """:func:`~nfestimators.model.heads.count_code` over ``config.count_knots``."""
+        return count_code(n_spikes, self.count_knots)
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch):
