@@ -123,6 +123,12 @@ def validation_split(ends, train):
     return [(np.searchsorted(train, inner), np.arange(len(train) - n_val, len(train)))]
 
 
+def ks_for(train, ends):
+    """The k of KS that the inner training rows can hold (all of them but with --small)."""
+    n_inner = len(validation_split(ends, train)[0][0])
+    return [k for k in KS if k <= n_inner]
+
+
 def ridge_features(X):
     coarse = X.rebin(RIDGE_BIN)
     counts = [coarse.to_counts(), coarse.to_counts(past=True)]
@@ -162,8 +168,8 @@ def cross_validate(X, args):
         f"Ridge, {RIDGE_BIN * 1000:g} ms counts (current + past)": lambda train, test: baseline(
             Ridge(), {"ridge__alpha": ALPHAS}, features["ridge"], y, train, test, ends),
         "k-NN, unit counts (current, past)": lambda train, test: baseline(
-            KNeighborsRegressor(), {"kneighborsregressor__n_neighbors": KS}, features["knn"],
-            y, train, test, ends),
+            KNeighborsRegressor(), {"kneighborsregressor__n_neighbors": ks_for(train, ends)},
+            features["knn"], y, train, test, ends),
     }
     results = {name: [] for name in methods}
     folds = list(KFold(n_splits=args.folds, shuffle=False).split(ends))
