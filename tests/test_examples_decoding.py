@@ -32,3 +32,14 @@ def test_auditory_cortex_small():
                  "logistic, total count alone", "NeuroformerClassifier", "D_E_III", "D_A_I"):
         assert name in out
 
+
+
+def test_hippocampus_wmaze_small():
+    data = ROOT.parent / "shared" / "data" / "hippocampus_wmaze"
+    if not all((data / f).is_file() for f in ("spikes.npz", "position.npz")):
+        pytest.skip(f"hippocampus W-maze data not found at {data} (../shared/data beside the repo)")
+    out = _run("examples/hippocampus_wmaze.py")
+    assert "200 running windows" in out and "2 contiguous folds" in out
+    for name in ("NeuroformerRegressor", "Ridge, 100 ms counts (current + past)",
+                 "k-NN, unit counts (current, past)", "R² mean"):
+        assert name in out

@@ -186,3 +186,19 @@ def test_missing_pynwb_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)
     with pytest.raises(ImportError, match=r"pip install 'nfestimators\[nwb\]'"):
         load_nwb("x.nwb", dt=0.01, window=0.1)
+
+
+def test_behavior_follows_the_spike_time_builders_rules(tmp_path):
+    # load_nwb and SpikeWindows.from_spike_times share one interpolation at window ends
+    path = write_session(tmp_path / "s.nwb", stimulus=False, trials=False)
+    with pytest.warns(UserWarning, match="1 of 12 windows"):  # the window ending at 3.0 s
+        data = load_nwb(path, dt=0.05, window=0.25, behavior=["speed"])
+    times = np.concatenate(list(SPIKES.values()))
+    units = np.repeat(list(SPIKES), [len(t) for t in SPIKES.values()])
+    order = np.argsort(times, kind="stable")
+    ends = np.arange(1, 13) * 0.25
+    built = SpikeWindows.from_spike_times(
+        times[order], units[order], ends, dt=0.05, window=0.25, behavior=np.arange(300.0),
+        behavior_times=np.arange(300) / 100.0, max_behavior_gap=0.05, missing_behavior="drop")
+    np.testing.assert_allclose(data.window_time, built.window_end)
+    np.testing.assert_allclose(data.behavior, built.behavior)

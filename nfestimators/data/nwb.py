@@ -15,6 +15,7 @@ from sklearn.utils import Bunch
 
 from ._extras import import_extra
 from .intervals import end_covering, windows_in_intervals
+from .modalities import behavior_at_times
 from .windows import SpikeWindows
 
 __all__ = ["load_nwb"]
@@ -267,31 +268,24 @@ def _behavior_at(series, times, max_gap):
         if len(stamps) != len(values) or np.any(np.diff(stamps) <= 0):
             raise ValueError(f"behaviour series {name!r} needs one increasing timestamp per "
                              "sample.")
-        gap = _max_gap(stamps, max_gap)
-        columns += [_interpolate(stamps, v, times, gap) for v in values.T]
+        at_ends, missing, _ = behavior_at_times(values, stamps, times, 0.0, at="end",
+                                                max_gap=_max_gap(stamps, max_gap))
+        at_ends[missing] = np.nan  # NaN samples propagate through the interpolation too
+        columns.append(at_ends)
         spatial = isinstance(s, pynwb.behavior.SpatialSeries) and values.shape[1] <= 3
         suffixes = _AXES if spatial else [str(j) for j in range(values.shape[1])]
         names += [name] if values.shape[1] == 1 else [f"{name}_{x}" for x in
                                                        suffixes[:values.shape[1]]]
-    return np.stack(columns, axis=1), names
+    return np.concatenate(columns, axis=1), names
 
 
 def _max_gap(stamps, max_gap):
+    """``max_behavior_gap``, by default five times the series' median sampling interval."""
     if max_gap is not None:
         if not float(max_gap) > 0:
             raise ValueError(f"max_behavior_gap must be positive seconds; got {max_gap!r}.")
         return float(max_gap)
     return 5.0 * float(np.median(np.diff(stamps))) if len(stamps) > 1 else np.inf
-
-
-def _interpolate(stamps, values, times, max_gap):
-    """Linear interpolation; NaN outside the samples, across long gaps and next to NaNs."""
-    out = np.interp(times, stamps, values, left=np.nan, right=np.nan)
-    right = np.clip(np.searchsorted(stamps, times, side="right"), 1, len(stamps) - 1)
-    on_sample = stamps[right - 1] == times
-    in_gap = (stamps[right] - stamps[right - 1] > max_gap) & ~on_sample
-    out[in_gap] = np.nan
-    return out
 
 
 # ---------------------------------------------------------------------- stimulus
