@@ -35,7 +35,10 @@ def spike_windows(n_windows, n_neurons, spikes_per_window, seed=0):
     n_bins = (n_windows + 1) * bins_per_window  # the first window's past comes first
     rates = rng.lognormal(0.0, 1.0, n_neurons)
     rates *= spikes_per_window / bins_per_window / rates.sum()  # population spikes per bin
-    counts = rng.poisson(rates[:, None], size=(n_neurons, n_bins)).astype(np.int16)
+    counts = np.empty((n_neurons, n_bins), dtype=np.int16)
+    for start in range(0, n_bins, 100_000):  # drawn in chunks: int16 memory only
+        part = counts[:, start:start + 100_000]
+        part[:] = rng.poisson(rates[:, None], size=part.shape)
     return SpikeWindows.from_counts(counts, dt=DT, window=WINDOW, prev_window=WINDOW)
 
 
