@@ -26,6 +26,9 @@ class TokenStore:
 
     ``batch(rows)`` gathers the rows on the device and cuts every block to the batch's own
     longest sequence (not to the full block size), so short windows cost short attention.
+    ``batch(rows, targets=False)`` is the inference batch: inputs and context only, without
+    the next-token targets (``target_id``, ``target_dt``) and the training targets
+    (``y_reg``, ``y_cls``).
     Only the small index array crosses from host to device per batch, and the lengths used
     to trim stay on the host, so making a batch never waits for the GPU.
 
@@ -58,6 +61,8 @@ class TokenStore:
     >>> batch = store.batch(np.array([0, 1]))
     >>> sorted(batch), tuple(batch["id"].shape), tuple(batch["id_prev"].shape)
     (['dt', 'dt_prev', 'id', 'id_prev', 'target_dt', 'target_id'], (2, 8), (2, 8))
+    >>> sorted(store.batch(np.array([0, 1]), targets=False))
+    ['dt', 'dt_prev', 'id', 'id_prev']
     """
 
     def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
@@ -83,20 +88,25 @@ class TokenStore:
     def _round_up(self, n, limit):
         return min(-(-n // self.pad_multiple) * self.pad_multiple, limit)
 
-    def batch(self, rows):
-        """The batch dict (``docs/design.md``) of the given row indices (a numpy int array)."""
+    def batch(self, rows, *, targets=True):
+        """The batch dict (``docs/design.md``) of the given row indices (a numpy int array).
+
+        With ``targets=False`` the batch holds the model's inputs only (current tokens,
+        past tokens, frames, behaviour): no ``target_id``, ``target_dt``, ``y_reg`` or
+        ``y_cls``. Its inputs are the same tensors as with ``targets=True``.
+        """
         rows = np.asarray(rows)
         if rows.size == 0:
             raise ValueError("a batch needs at least one row.")
         idx = _to_device(rows.astype(np.int64), self.device)
         # SOS + events (the last target is EOS), rounded up so that few distinct shapes occur
         n_cols = self._round_up(int(self.length[rows].max()) + 1, self.id.shape[1] - 1)
-        seq_id = self.id[idx, : n_cols + 1].long()
-        seq_dt = self.dt_token[idx, : n_cols + 1].long()
-        batch = {
-            "id": seq_id[:, :-1], "dt": seq_dt[:, :-1],
-            "target_id": seq_id[:, 1:], "target_dt": seq_dt[:, 1:],
-        }
+        n_read = n_cols + 1 if targets else n_cols  # the targets are the inputs shifted by one
+        seq_id = self.id[idx, :n_read].long()
+        seq_dt = self.dt_token[idx, :n_read].long()
+        batch = {"id": seq_id[:, :n_cols], "dt": seq_dt[:, :n_cols]}
+        if targets:
+            batch["target_id"], batch["target_dt"] = seq_id[:, 1:], seq_dt[:, 1:]
         if self.id_prev is not None:
             n_prev = self._round_up(int(self.prev_length[rows].max()) + 2,  # SOS + events + EOS
                                     self.id_prev.shape[1])
@@ -105,7 +115,7 @@ class TokenStore:
         if self.stimulus is not None:
             clips = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
             batch["frames"] = (clips - self.frame_mean) / self.frame_scale
-        for key in ("behavior", "y_reg", "y_cls"):
+        for key in ("behavior", "y_reg", "y_cls") if targets else ("behavior",):
             value = getattr(self, key)
             if value is not None:
                 batch[key] = value[idx]

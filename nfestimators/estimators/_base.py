@@ -181,11 +181,13 @@ class NeuroformerBase(BaseEstimator):
     def _autocast(self, device):
         return device_context(device, self.precision_)
 
-    def _forward_all(self, X, collect, batch_size=None):
+    def _forward_all(self, X, collect, batch_size=None, *, next_tokens=False):
         """Run the model over every window of ``X`` (checked) in eval mode, bounded memory.
 
         ``collect(out, batch)`` returns a numpy array per batch; rows are concatenated. The
-        model computes its outputs only: no loss.
+        model computes its outputs only: no loss. With ``next_tokens`` the batches carry the
+        next-token targets and the outputs the next-token logits (what a likelihood needs);
+        without, neither is built (the inference path of ``predict`` and ``transform``).
         """
         device = self._model_to_inference_device()
         batch_size = int(batch_size or max(int(self.batch_size), 256))
@@ -194,8 +196,10 @@ class NeuroformerBase(BaseEstimator):
             for start in range(0, len(X), _INFERENCE_CHUNK):
                 store = self.input_encoder_.store(X[start:start + _INFERENCE_CHUNK], device)
                 for i in range(0, len(store), batch_size):
-                    batch = store.batch(np.arange(i, min(i + batch_size, len(store))))
-                    parts.append(collect(self.model_(batch), batch))
+                    rows = np.arange(i, min(i + batch_size, len(store)))
+                    batch = store.batch(rows, targets=next_tokens)
+                    out = self.model_(batch, token_logits=next_tokens)
+                    parts.append(collect(out, batch))
         return np.concatenate(parts)
 
     # -------------------------------------------------------------------- persistence

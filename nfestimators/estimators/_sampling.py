@@ -118,7 +118,7 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
                   batch_size=batch_size, **sampling)
 
     def run(rows, context_override=None):
-        batch = store.batch(rows)
+        batch = store.batch(rows, targets=False)  # the context of the windows to generate
         if context_override is not None:
             batch.update(context_override)
         with est._autocast(device):

@@ -261,7 +261,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             base -= n_bins * total_rate + _log_factorial_of_repeats(ids, dts, is_spike)
             return np.stack([model_ll, base, n_spikes], axis=1)
 
-        totals = self._forward_all(X, log_likelihoods).sum(0)
+        totals = self._forward_all(X, log_likelihoods, next_tokens=True).sum(0)
         return float(bits_per_spike_from_log_likelihood(totals[0], totals[1], totals[2]))
 
 

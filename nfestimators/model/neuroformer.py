@@ -57,6 +57,8 @@ class Neuroformer(nn.Module):
     >>> out = model(batch)
     >>> out["logits_id"].shape, sorted(model.losses(out, batch))
     (torch.Size([1, 3, 13]), ['dt', 'id'])
+    >>> sorted(model({"id": batch["id"], "dt": batch["dt"]}, token_logits=False))
+    ['latents', 'pooled']
     """
 
     def __init__(self, config: NeuroformerConfig):
@@ -346,18 +348,24 @@ class Neuroformer(nn.Module):
         return count_code(n_spikes, self.count_knots)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, batch):
+    def forward(self, batch, *, token_logits=True):
         """Full forward pass: the model's outputs, no loss (see :meth:`losses`).
 
         Parameters
         ----------
         batch : dict
             Batch dict of ``docs/design.md``.
+        token_logits : bool, default=True
+            Compute the next-token logits ``logits_id`` and ``logits_dt`` (:meth:`token_logits`),
+            which training and the likelihood need. ``False`` is the inference path of
+            ``transform`` and ``predict``: the heads over the id and dt vocabularies are
+            skipped (the outputs that remain are the same) and the batch needs no targets.
 
         Returns
         -------
         dict
-            ``logits_id`` (B, T, N+3), ``logits_dt`` (B, T, K+3), ``pooled`` (B, E),
+            ``logits_id`` (B, T, N+3) and ``logits_dt`` (B, T, K+3) (with ``token_logits``),
+            ``pooled`` (B, E),
             ``latents`` (modality -> (B, clip_embd), L2-normalized; only the contrastive
             modalities present, empty without contrastive), ``y_reg`` (B, n_targets) and
             ``class_logits`` (B, n_classes) when the heads exist (read from ``pooled``, and
@@ -369,10 +377,12 @@ class Neuroformer(nn.Module):
         ids = batch["id"]
         context = self.encode_context(batch)
         z, encoded = self.decode(ids, batch["dt"], context=context, return_encoded=True)  # (B, T, E)
-        # the id logits are conditioned on the next token's dt: the target's (without
-        # targets, the input's, which only tests of the model itself look at)
-        next_dt = batch["target_dt"] if "target_dt" in batch else batch["dt"]
-        logits_id, logits_dt = self.token_logits(z, ids, batch["dt"], next_dt)
+        out = {}
+        if token_logits:
+            # the id logits are conditioned on the next token's dt: the target's (without
+            # targets, the input's, which only tests of the model itself look at)
+            next_dt = batch["target_dt"] if "target_dt" in batch else batch["dt"]
+            out["logits_id"], out["logits_dt"] = self.token_logits(z, ids, batch["dt"], next_dt)
 
         # Pool over SOS and the spike positions. The EOS input position is left out too, so
         # that a window's latent does not depend on how far its batch was padded.
@@ -380,7 +390,7 @@ class Neuroformer(nn.Module):
                  else (ids != c.pad_id) & (ids != c.eos_id))
         weights = valid.unsqueeze(-1).to(z.dtype)  # (B, T, 1)
         pooled = (z * weights).sum(1) / weights.sum(1)  # (B, E)
-        out = {"logits_id": logits_id, "logits_dt": logits_dt, "pooled": pooled}
+        out["pooled"] = pooled
 
         latents = {}
         if self.clip_proj is not None:
