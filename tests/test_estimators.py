@@ -636,6 +636,12 @@ class FakeBar:
     def close(self):
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def test_verbose_shows_progress_bar(X, y_count, monkeypatch):
     import tqdm.auto
@@ -646,8 +652,11 @@ def test_verbose_shows_progress_bar(X, y_count, monkeypatch):
     (bar,) = FakeBar.bars
     assert (bar.desc, bar.total, bar.updates) == ("NeuroformerRegressor", 2, reg.n_epochs_)
     assert bar.postfix == {k: f"{reg.history_[-1][k]:.4f}" for k in ("train_loss", "valid_loss")}
-    NeuroformerRegressor(max_epochs=1, verbose=0, **FAST).fit(X[:60], y_count[:60])
-    assert len(FakeBar.bars) == 1  # no bar without verbose
+    reg.predict(X[:70])  # a bar over the windows of an inference pass
+    assert (FakeBar.bars[-1].total, FakeBar.bars[-1].updates) == (70, 70)
+    quiet = NeuroformerRegressor(max_epochs=1, verbose=0, **FAST).fit(X[:60], y_count[:60])
+    quiet.predict(X[:70])
+    assert len(FakeBar.bars) == 2  # no bar without verbose
 
 
 # ----------------------------------------------------------------------------- time bins

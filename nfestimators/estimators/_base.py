@@ -6,6 +6,7 @@ side (``_inputs``), the training setup (``_training``) and persistence (``_persi
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -192,7 +193,8 @@ class NeuroformerBase(BaseEstimator):
         device = self._model_to_inference_device()
         batch_size = int(batch_size or max(int(self.batch_size), 256))
         parts = []
-        with eval_mode(self.model_), torch.no_grad(), self._autocast(device):
+        progress = _window_progress(type(self).__name__, len(X)) if self.verbose else None
+        with progress or contextlib.nullcontext(), eval_mode(self.model_), torch.no_grad(), self._autocast(device):
             for start in range(0, len(X), _INFERENCE_CHUNK):
                 store = self.input_encoder_.store(X[start:start + _INFERENCE_CHUNK], device)
                 for i in range(0, len(store), batch_size):
@@ -200,6 +202,8 @@ class NeuroformerBase(BaseEstimator):
                     batch = store.batch(rows, targets=next_tokens)
                     out = self.model_(batch, token_logits=next_tokens)
                     parts.append(collect(out, batch))
+                    if progress is not None:
+                        progress.update(len(rows))
         return np.concatenate(parts)
 
     # -------------------------------------------------------------------- persistence
@@ -229,3 +233,10 @@ class NeuroformerBase(BaseEstimator):
     def load(cls, path):
         """Load an estimator saved with :meth:`save` (on the CPU unless told otherwise)."""
         return _persistence.load(cls, path, NeuroformerBase)
+
+
+def _window_progress(name, n_windows):
+    """A tqdm bar over the windows of an inference pass (``verbose``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_windows, unit="window", desc=name, leave=False)

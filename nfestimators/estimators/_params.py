@@ -189,7 +189,8 @@ Batches are then padded to multiples of 32 tokens so that few shapes occur."""),
 global RNG is left as it was."""),
     "verbose": Parameter(
         ["verbose"], "int",
-        """Show a tqdm progress bar over epochs with the current losses."""),
+        """Show tqdm progress bars: over the epochs of ``fit`` with the current losses, and
+over the windows of ``predict``, ``predict_proba``, ``transform`` and ``score``."""),
 }
 
 
