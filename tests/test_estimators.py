@@ -654,9 +654,12 @@ def test_verbose_shows_progress_bar(X, y_count, monkeypatch):
     assert bar.postfix == {k: f"{reg.history_[-1][k]:.4f}" for k in ("train_loss", "valid_loss")}
     reg.predict(X[:70])  # a bar over the windows of an inference pass
     assert (FakeBar.bars[-1].total, FakeBar.bars[-1].updates) == (70, 70)
+    pre = NeuroformerPretrainer(max_epochs=1, **FAST).fit(X[:60])
+    pre.set_params(verbose=1).sample(X[:12], random_state=0)  # and over the generated windows
+    assert (FakeBar.bars[-1].desc, FakeBar.bars[-1].updates) == ("NeuroformerPretrainer.sample", 12)
     quiet = NeuroformerRegressor(max_epochs=1, verbose=0, **FAST).fit(X[:60], y_count[:60])
     quiet.predict(X[:70])
-    assert len(FakeBar.bars) == 2  # no bar without verbose
+    assert len(FakeBar.bars) == 3  # no bar without verbose
 
 
 # ----------------------------------------------------------------------------- time bins

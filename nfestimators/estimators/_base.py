@@ -193,7 +193,7 @@ class NeuroformerBase(BaseEstimator):
         device = self._model_to_inference_device()
         batch_size = int(batch_size or max(int(self.batch_size), 256))
         parts = []
-        progress = _window_progress(type(self).__name__, len(X)) if self.verbose else None
+        progress = window_progress(type(self).__name__, len(X)) if self.verbose else None
         with progress or contextlib.nullcontext(), eval_mode(self.model_), torch.no_grad(), self._autocast(device):
             for start in range(0, len(X), _INFERENCE_CHUNK):
                 store = self.input_encoder_.store(X[start:start + _INFERENCE_CHUNK], device)
@@ -235,7 +235,7 @@ class NeuroformerBase(BaseEstimator):
         return _persistence.load(cls, path, NeuroformerBase)
 
 
-def _window_progress(name, n_windows):
+def window_progress(name, n_windows):
     """A tqdm bar over the windows of an inference pass (``verbose``)."""
     from tqdm.auto import tqdm
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -9,6 +11,7 @@ from sklearn.utils import check_random_state
 from ..data import TokenLayout
 from ..data.units import offsets_from_lengths
 from ..model.generation import GeneratedTokens, generate_tokens
+from ._base import window_progress
 
 PAST_MODES = ("true", "generated")
 
@@ -117,19 +120,25 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
     kwargs = dict(max_new_tokens=max_new, generator=generator, dt_limit=X.n_bins,
                   batch_size=batch_size, **sampling)
 
+    progress = window_progress(f"{type(est).__name__}.sample", len(X)) if est.verbose else None
+
     def run(rows, context_override=None):
         batch = store.batch(rows, targets=False)  # the context of the windows to generate
         if context_override is not None:
             batch.update(context_override)
         with est._autocast(device):
-            return generate_tokens(model, batch, **kwargs)
+            out = generate_tokens(model, batch, **kwargs)
+        if progress is not None:
+            progress.update(len(rows))
+        return out
 
-    if past == "true":
-        chunk = 4096
-        parts = [run(np.arange(i, min(i + chunk, len(X)))) for i in range(0, len(X), chunk)]
-        generated = GeneratedTokens(*(np.concatenate(a) for a in zip(*parts)))
-    else:
-        generated = _closed_loop(est, X, run, max_new)
+    with progress or contextlib.nullcontext():
+        if past == "true":
+            chunk = 4096
+            parts = [run(np.arange(i, min(i + chunk, len(X)))) for i in range(0, len(X), chunk)]
+            generated = GeneratedTokens(*(np.concatenate(a) for a in zip(*parts)))
+        else:
+            generated = _closed_loop(est, X, run, max_new)
     return X.with_events(*_generated_events(generated))
 
 
