@@ -59,9 +59,11 @@ def fit_estimators(preset, X, device, max_tokens):
     return pre, reg
 
 
-def median_seconds(call, repeats, device):
-    """Median wall time of ``call()`` over ``repeats`` runs, after one warm-up run."""
-    call()
+def median_seconds(call, repeats, device, warmup=True):
+    """Median wall time of ``call()`` over ``repeats`` runs, after one warm-up run (unless
+    ``warmup=False``: the caller ran it)."""
+    if warmup:
+        call()
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):

@@ -23,14 +23,12 @@ on log-log axes with the slope of a straight-line fit on them: 1 is linear; the 
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench_inference import fit_estimators, spike_windows, token_budget
+from bench_inference import fit_estimators, median_seconds, spike_windows, token_budget
 from nfestimators import SpikeTokenizer
 from nfestimators.data import TokenStore
 from nfestimators.model import build_model
@@ -80,18 +78,10 @@ def _status_bytes(field):
 
 def timed(call, repeats, device):
     """(median seconds, peak bytes) of ``call()`` over ``repeats`` runs after a warm-up."""
-    call()
-    times = []
+    call()  # the warm-up stays outside the memory measurement
     with PeakMemory(device) as memory:
-        for _ in range(repeats):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            call()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), memory.bytes
+        seconds = median_seconds(call, repeats, device, warmup=False)
+    return seconds, memory.bytes
 
 
 def model_steps(setup, n_neurons, spikes, device):
