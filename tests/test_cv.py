@@ -92,6 +92,11 @@ def test_pretrained_arm_is_fitted_on_the_spikes_and_searched(data):
     arms = search.cv_results_["params"]
     assert len(arms) == 1 + 4 and sum("pretrained" in p for p in arms) == 4
     assert search.pretrainer_.n_features_in_ == X.n_neurons
+    # the pretrainer learns the bins the estimator finetunes at
+    coarse = NeuroformerClassifierCV(NeuroformerClassifier(**FAST, dt=0.05),
+                                     param_grid={"readout": ["mean"]}, pretrain=True,
+                                     random_state=0).fit(X, labels)
+    assert coarse.pretrainer_.tokenizer_.dt_ == coarse.best_estimator_.tokenizer_.dt_ == 0.05
 
 
 def test_wrong_estimator_type_and_pretrain_value_are_refused(data):

@@ -35,6 +35,12 @@ def auto_token_budget(n_spikes, cap):
 MAX_AUTO_BINS = 50  # dt="auto": the finest bins that give at most this many per window
 
 
+def rebin_factors(X):
+    """The whole numbers f, ascending, by which ``X``'s bins can be coarsened
+    (:meth:`SpikeWindows.rebin` to ``f * X.dt``): those dividing the current and past windows."""
+    return [f for f in range(1, X.n_bins + 1) if X.n_bins % f == 0 and X.n_prev_bins % f == 0]
+
+
 def auto_bin_width(X, max_bins=MAX_AUTO_BINS):
     """The bin width of ``dt="auto"`` for the windows ``X``: the finest whole multiple of
     ``X.dt`` dividing the current and past windows into at most ``max_bins`` bins each
@@ -56,7 +62,7 @@ def auto_bin_width(X, max_bins=MAX_AUTO_BINS):
     0.01
     """
     longest = max(X.n_bins, X.n_prev_bins)
-    factors = [f for f in range(1, X.n_bins + 1) if X.n_bins % f == 0 and X.n_prev_bins % f == 0]
+    factors = rebin_factors(X)
     fitting = [f for f in factors if longest / f <= max_bins]
     factor = fitting[0] if fitting else factors[-1]
     return round(X.dt * factor, 12)

@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import SpikeWindows, as_windows
+from ._inputs import rebin_factors
 from .classifier import NeuroformerClassifier
 from .pretrainer import NeuroformerPretrainer
 from .regressor import NeuroformerRegressor
@@ -48,8 +49,7 @@ def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
     >>> candidate_bin_widths(X)
     [None, 0.01, 0.05]
     """
-    factors = [f for f in range(1, X.n_bins + 1)
-               if X.n_bins % f == 0 and X.n_prev_bins % f == 0]
+    factors = rebin_factors(X)
     widths = [None]
     for target in bins_per_window:
         factor = min(factors, key=lambda f: (abs(X.n_bins / f - target), f))
@@ -100,7 +100,7 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
                             f"got {type(self.estimator).__name__}.")
         return self.estimator
 
-    def _grids(self, X, y, base):
+    def _grids(self, X, base):
         """The grids searched: ``param_grid`` or the default one, plus the pretrained arm."""
         grid = self.param_grid if self.param_grid is not None else default_grid(X)
         grids = list(grid) if isinstance(grid, (list, tuple)) else [dict(grid)]
@@ -111,15 +111,14 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
                          "readout": list(READOUTS_SEARCHED), "sclm_weight": list(SCLM_WEIGHTS)}]
 
     def _fit_pretrainer(self, X, base):
-        """A pretrainer on the spikes of all training rows (labels withheld), at the finest
-        searched resolution of at most ``BINS_PER_WINDOW[0]`` bins per window."""
-        windows = X if isinstance(X, SpikeWindows) else as_windows(np.asarray(X))
-        widths = candidate_bin_widths(windows)
-        dt = widths[1] if windows.n_bins > BINS_PER_WINDOW[0] and len(widths) > 1 else None
+        """A pretrainer on the spikes of all training rows (labels withheld), with the
+        estimator's settings that a pretrainer shares (its ``dt`` included, so that the
+        finetuned arm sees the bins the backbone learnt) and its own training length."""
+        pretrainer_params = NeuroformerPretrainer().get_params(deep=False)
         shared = {k: v for k, v in base.get_params(deep=False).items()
-                  if k in NeuroformerPretrainer().get_params(deep=False)
+                  if k in pretrainer_params
                   and k not in ("max_epochs", "n_iter_no_change", "validation_fraction")}
-        shared.update(dt=dt, random_state=self.random_state, verbose=self.verbose)
+        shared.update(random_state=self.random_state, verbose=self.verbose)
         self.pretrainer_ = NeuroformerPretrainer(**shared).fit(X)
         return self.pretrainer_
 
@@ -142,7 +141,7 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
         if n_samples < 2:
             raise ValueError(f"{type(self).__name__} holds out validation rows and needs at "
                              f"least 2 samples; got n_samples = {n_samples}.")
-        grids = self._grids(X, y, base)
+        grids = self._grids(X, base)
         cv = self.cv if self.cv is not None else self._default_cv(y)
         search = GridSearchCV(base, grids, cv=cv, scoring=self.scoring, n_jobs=self.n_jobs,
                               refit=True, error_score="raise", verbose=self.verbose)
@@ -182,8 +181,9 @@ _SHARED_DOC = """
         Score to maximise on the validation rows (default: the estimator's ``score``).
     pretrain : bool, default=False
         Also search a pretrained arm: a :class:`NeuroformerPretrainer` fitted on the
-        spikes of all training rows (labels withheld; at the searched resolution of at
-        most 50 bins per window), finetuned with each ``readout`` and ``sclm_weight``.
+        spikes of all training rows (labels withheld; with the estimator's ``dt``, by
+        default ``"auto"``: at most 50 bins per window), finetuned with each ``readout``
+        and ``sclm_weight``.
     n_jobs : int, optional
         Settings fitted in parallel (processes; several can share one GPU).
     random_state : int, RandomState instance or None
