@@ -23,10 +23,12 @@ per step are those of one GPU's share):
 """
 
 import argparse
+import json
 import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +37,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nfestimators import NeuroformerPretrainer, SpikeWindows
 
-ORIGINAL_SAMPLES_PER_S = 324.0  # original code, H100, batch 160, model only
+# Kernel-name patterns of the GPU-time breakdown (first match wins; the rest is elementwise).
+KERNEL_GROUPS = (
+    ("optimizer", ("adam", "multi_tensor", "foreach", "l2norm", "clip")),
+    ("attention", ("flash", "fmha", "attention", "sdpa", "softmax")),
+    ("cross-entropy", ("cross_entropy", "log_softmax", "nll_loss", "logsumexp")),
+    ("frame encoder (conv)", ("conv", "implicit", "cudnn", "wgrad", "dgrad", "fprop")),
+    ("matmuls", ("gemm", "cutlass", "nvjet", "xmma", "matmul", "sm90")),
+    ("LayerNorm", ("layer_norm", "layernorm")),
+    ("reductions", ("reduce", "sum_", "mean_")),
+)
 
 
 def lateral_workload(n_neurons=2023, duration=300.0, spikes_per_window=40.0, seed=0):
@@ -163,6 +174,25 @@ def profile_steps(X, args, precision, graphs, n_steps=20):
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=15))
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    print_gpu_breakdown(prof, n_steps=5)
+
+
+def print_gpu_breakdown(prof, n_steps):
+    """GPU time per step of the profiled steps, by kernel group (KERNEL_GROUPS)."""
+    totals, kernels = {}, {}
+    for event in prof.key_averages():
+        if event.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        name = event.key.lower()
+        group = next((g for g, keys in KERNEL_GROUPS if any(k in name for k in keys)),
+                     "elementwise and other")
+        totals[group] = totals.get(group, 0.0) + event.self_device_time_total
+        kernels[group] = kernels.get(group, 0) + event.count
+    total = sum(totals.values())
+    print(f"GPU time per step {total / n_steps / 1e3:.2f} ms, by kernel group:")
+    for group, us in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"    {group:<24} {us / n_steps / 1e3:7.2f} ms  {100 * us / total:5.1f} %  "
+              f"{kernels[group] / n_steps:6.0f} kernels/step")
 
 
 def main():
@@ -182,6 +212,9 @@ def main():
                         help="time model-only steps and print profiler tables (CUDA)")
     parser.add_argument("--strategy", choices=("single", "ddp"), default="single",
                         help="ddp: one process per GPU under torchrun")
+    parser.add_argument("--original", type=Path, default=None,
+                        help="JSON of ../shared/reference/orig_neuroformer/bench_orig.py run on "
+                             "the same GPU in the same session: prints the ratios against it")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -198,6 +231,9 @@ def main():
     print(f"workload: {X} ({time.perf_counter() - t0:.1f} s to build); mean spikes/window "
           f"{X.n_spikes().mean():.1f}; device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    original = {p: run["samples_per_s_train_from_median"]  # median step, as our epochs
+                for p, run in json.loads(args.original.read_text())["runs"].items()
+                } if args.original else {}
     variants = [(p, g == "on") for g in args.cuda_graphs for p in args.precision]
     if args.device != "cuda" or args.strategy != "single" or args.compile:
         variants = [(p, False) for p in args.precision]
@@ -209,9 +245,10 @@ def main():
         r = run(X, args, precision, graphs, count_flops=(i == 0))
         label = (precision + (" compiled" if args.compile else "")
                  + (", CUDA graphs" if graphs else ""))
-        line = (f"[{label}] {r['samples_per_s']:,.0f} "
-                f"samples/s ({r['samples_per_s'] / ORIGINAL_SAMPLES_PER_S:.1f}x the original's "
-                f"324), {r['tokens_per_s']:,.0f} tokens/s, epoch {r['epoch_s']:.2f} s "
+        line = (f"[{label}] {r['samples_per_s']:,.0f} samples/s"
+                + "".join(f" ({r['samples_per_s'] / rate:.1f}x the original's {rate:,.0f} "
+                          f"in {p})" for p, rate in original.items())
+                + f", {r['tokens_per_s']:,.0f} tokens/s, epoch {r['epoch_s']:.2f} s "
                 f"({r['steps_per_epoch']} steps; first epoch {r['first_epoch_s']:.2f} s), "
                 f"{r['n_params']:,} parameters")
         if "peak_gib" in r:
