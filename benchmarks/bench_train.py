@@ -235,7 +235,7 @@ def main():
                 for p, run in json.loads(args.original.read_text())["runs"].items()
                 } if args.original else {}
     variants = [(p, g == "on") for g in args.cuda_graphs for p in args.precision]
-    if args.device != "cuda" or args.strategy != "single" or args.compile:
+    if args.device != "cuda" or args.strategy != "single":
         variants = [(p, False) for p in args.precision]
     if args.profile:
         for precision, graphs in variants:

@@ -10,6 +10,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import NeuroformerBase
+from ._linear import fit_linear_readout, linear_outputs
 from ._params import SIZE_PARAMETERS
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
@@ -25,14 +26,15 @@ def count_bins_for(n_bins):
 
 
 class SupervisedNeuroformer(NeuroformerBase, abstract=True):
-    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` to the shared base.
+    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` /
+    ``linear_residual`` to the shared base.
 
     The regressor and the classifier take exactly these parameters, so the ``__init__``
     lives here (sklearn reads the parameter names from its signature).
     """
 
     def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
-                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
+                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None, n_embd=None,
                  n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
@@ -42,6 +44,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.freeze = freeze
         self.sclm_weight = sclm_weight
         self.readout = readout
+        self.linear_residual = linear_residual
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd
@@ -126,15 +129,28 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             # the backbone only: the head (of the new width, for the new readout) starts fresh
             init_state = {k: v for k, v in source.model_.state_dict().items()
                           if not k.startswith(tuple(HEADS.values()))}
+        objective = "regression" if n_targets else "classification"
+        self.linear_readout_ = None
+        if self.linear_residual:
+            y = targets["y_reg"] if n_targets else targets["y_cls"]
+            self.linear_readout_, offsets = fit_linear_readout(
+                X, y, objective, n_targets or n_classes, count_bins_for(X.n_bins),
+                random_state=0)
+            targets = {**targets, "offset": offsets}
         store = self.input_encoder_.store(X, self.device_, targets)
         self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length))
-        objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
         return self._train(store, weights, bprop, init_state=init_state, trainable=trainable,
                            labels=labels)
+
+    def _inference_inputs(self, X):
+        """The linear decoder's outputs the head corrects (``linear_residual``)."""
+        if self.linear_readout_ is None:
+            return {}
+        return {"offset": linear_outputs(self.linear_readout_, X)}
 
     def _readout_config(self, n_tokens):
         """Model config fields of the head's readout; with ``"mean+count"`` and

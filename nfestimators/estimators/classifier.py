@@ -14,8 +14,10 @@ from ._supervised import SupervisedNeuroformer
 class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     """Classify spike windows (stimulus identity, condition, trial type).
 
-    A linear head on the PAD-masked mean of the last layer (and on a code of the window's
-    spike count with ``readout="mean+count"``) is trained with cross-entropy.
+    A linear head on the PAD-masked mean of the last layer and the readout's count features
+    (``readout``) is trained with cross-entropy; with ``linear_residual`` (the default) its
+    logits are added to the log-probabilities of a cross-validated logistic regression on
+    binned counts, so the network learns what that decoder misses.
     Labels may be of any type (integers, strings); ``classes_`` holds them sorted.
 
     Parameters
@@ -25,6 +27,10 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     Attributes
     ----------
 {fitted_attributes}
+    linear_readout_ : dict or None
+        The linear decoder of ``linear_residual`` (``None`` without): ``"features"``
+        (``"population"`` or ``"neurons"``), ``"penalty"`` (C or alpha), ``"cv_loss"``
+        (its 3-fold log-loss or mean squared error), ``"coef"``, ``"intercept"``.
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 
