@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import logging
+import multiprocessing
+import signal
 import time
 from pathlib import Path
 
@@ -51,6 +54,14 @@ ENSEMBLE_SEED_STEP = 1000
 log = logging.getLogger("regularisation")
 
 
+class Deadline(Exception):
+    """SIGTERM (e.g. from ``timeout``): stop fitting and report what is finished."""
+
+
+def _deadline(signum, frame):
+    raise Deadline
+
+
 def arm_params(args):
     """Estimator parameters of each single-change arm."""
     return {"jitter": {"augment_jitter": args.jitter},
@@ -59,92 +70,137 @@ def arm_params(args):
             "smoothing": {"label_smoothing": args.smoothing}}
 
 
-def applies(arm, dataset):
-    """Whether ``arm`` changes anything on ``dataset`` (label smoothing: classifiers only)."""
-    return arm != "smoothing" or dataset.task == "classification"
+def applies(params, dataset):
+    """``params`` without what does not apply to ``dataset`` (label smoothing: classifiers)."""
+    return {k: v for k, v in params.items()
+            if k != "label_smoothing" or dataset.task == "classification"}
 
 
-def test_output(estimator, dataset):
-    """Fit on the training rows; the test rows' probabilities (classifier) or predictions."""
+@functools.lru_cache(maxsize=None)
+def cached_set(name, data_root, small, data_seed):
+    return load_set(name, data_root, small, data_seed)
+
+
+def fit_task(task):
+    """One fit: ``task`` = (set name, arm, seed, member, params, settings). Returns the task's
+    keys with the test score, the seconds of fit + predict, and the test output (the
+    probabilities of a classifier, the predictions of a regressor)."""
+    name, arm, seed, member, params, settings = task
+    dataset = cached_set(name, settings["data_root"], settings["small"], settings["data_seed"])
+    estimator = neuroformer_estimator(dataset, False, seed, settings["device"],
+                                      settings["small"])
+    estimator.set_params(**{**settings["params"], **params})
+    start = time.perf_counter()
     estimator.fit(dataset.X[dataset.train], dataset.y[dataset.train])
     X_test = dataset.X[dataset.test]
     if dataset.task == "classification":
-        return estimator.predict_proba(X_test), estimator.classes_
-    return estimator.predict(X_test), None
-
-
-def score_output(dataset, output, classes):
-    prediction = classes[np.argmax(output, axis=1)] if classes is not None else output
-    return dataset.score(dataset.y[dataset.test], prediction)
-
-
-def fit_arm(dataset, params, seed, args):
-    """(score, seconds, output, classes) of one fit with ``params`` on top of the plain call."""
-    estimator = neuroformer_estimator(dataset, False, seed, args.device, args.small)
-    estimator.set_params(**{**args.params, **params})
-    start = time.perf_counter()
-    output, classes = test_output(estimator, dataset)
+        output = estimator.predict_proba(X_test)
+        prediction = estimator.classes_[np.argmax(output, axis=1)]
+    else:
+        output = prediction = estimator.predict(X_test)
     seconds = time.perf_counter() - start
-    return score_output(dataset, output, classes), seconds, output, classes
+    score = float(dataset.score(dataset.y[dataset.test], prediction))
+    return name, arm, seed, member, score, seconds, output
 
 
-def record(results, dataset, arm, seed, score, seconds):
-    results.setdefault(arm, {"scores": [], "seconds": []})
-    results[arm]["scores"].append(float(score))
-    results[arm]["seconds"].append(float(seconds))
-    log.info("%s %s seed %d: %.3f (%.1f s)", dataset.name, arm, seed, score, seconds)
-
-
-def run_single_arms(dataset, args, arms):
-    """The defaults, single-change and ensemble arms on one set: {arm: scores, seconds}."""
-    results, singles = {}, arm_params(args)
+def single_tasks(datasets, arms, args, settings):
+    """The fits of every arm but ``combined``: defaults, the ensemble's other members and
+    the single changes, seed after seed."""
+    singles = arm_params(args)
     for seed in range(args.seeds):
-        score, seconds, output, classes = fit_arm(dataset, {}, seed, args)
-        record(results, dataset, "defaults", seed, score, seconds)
-        if "ensemble" in arms:
-            outputs, total = [output], seconds
-            for k in range(1, ENSEMBLE_SIZE):
-                _, seconds, output, _ = fit_arm(
-                    dataset, {"random_state": seed + k * ENSEMBLE_SEED_STEP}, seed, args)
-                outputs.append(output)
-                total += seconds
-            record(results, dataset, "ensemble", seed,
-                   score_output(dataset, np.mean(outputs, axis=0), classes), total)
-        for arm in SINGLE_ARMS:
-            if arm in arms and applies(arm, dataset):
-                score, seconds, _, _ = fit_arm(dataset, singles[arm], seed, args)
-                record(results, dataset, arm, seed, score, seconds)
+        for dataset in datasets:
+            yield dataset.name, "defaults", seed, 0, {}, settings
+            if "ensemble" in arms:
+                for member in range(1, ENSEMBLE_SIZE):
+                    yield (dataset.name, "ensemble", seed, member,
+                           {"random_state": seed + member * ENSEMBLE_SEED_STEP}, settings)
+            for arm in SINGLE_ARMS:
+                params = applies(singles[arm], dataset)
+                if arm in arms and params:
+                    yield dataset.name, arm, seed, 0, params, settings
+
+
+def run_tasks(tasks, jobs, fits):
+    """Run the fits (in ``jobs`` processes, or in this one), appending every result to
+    ``fits`` as it comes; a SIGTERM stops them (Deadline) and ends the processes."""
+    tasks = list(tasks)
+    if jobs <= 1:
+        results = map(fit_task, tasks)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(jobs)
+        results = pool.imap_unordered(fit_task, tasks)
+    try:
+        for fit in results:
+            name, arm, seed, member, score, seconds, _ = fit
+            fits.append(fit)
+            log.info("%s %s seed %d%s: %.3f (%.1f s)", name, arm, seed,
+                     f" member {member}" if member else "", score, seconds)
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def collect(datasets, fits):
+    """{set: {arm: {"scores": [...], "seconds": [...]}}} from the fits, seeds in order; the
+    ensemble of a seed once all its members are in."""
+    by_key = {(name, arm, seed, member): (score, seconds, output)
+              for name, arm, seed, member, score, seconds, output in fits}
+    results = {}
+    for dataset in datasets:
+        table = results.setdefault(dataset.name, {})
+        keys = sorted(k for k in by_key if k[0] == dataset.name and k[3] == 0)
+        for _, arm, seed, _ in keys:
+            score, seconds, _ = by_key[(dataset.name, arm, seed, 0)]
+            if arm == "ensemble":
+                continue
+            entry = table.setdefault(arm, {"seeds": [], "scores": [], "seconds": []})
+            entry["seeds"].append(seed)
+            entry["scores"].append(score)
+            entry["seconds"].append(seconds)
+        for seed in sorted({k[2] for k in by_key if k[0] == dataset.name}):
+            members = [by_key.get((dataset.name, "defaults", seed, 0))] + [
+                by_key.get((dataset.name, "ensemble", seed, m)) for m in range(1, ENSEMBLE_SIZE)]
+            if any(m is None for m in members):
+                continue
+            mean = np.mean([m[2] for m in members], axis=0)
+            prediction = mean
+            if dataset.task == "classification":
+                classes = np.unique(dataset.y[dataset.train])
+                prediction = classes[np.argmax(mean, axis=1)]
+            entry = table.setdefault("ensemble", {"seeds": [], "scores": [], "seconds": []})
+            entry["seeds"].append(seed)
+            entry["scores"].append(float(dataset.score(dataset.y[dataset.test], prediction)))
+            entry["seconds"].append(float(sum(m[1] for m in members)))
     return results
 
 
-def mean_gain(rows, arm):
-    """Mean over the sets (where the arm ran) of its mean score minus the defaults'."""
-    gains = [np.mean(r[arm]["scores"]) - np.mean(r["defaults"]["scores"])
-             for _, r, _ in rows if arm in r]
+def gain(table, arm):
+    """Mean score of ``arm`` minus the defaults' on the same seeds (None if none shared)."""
+    if arm not in table or "defaults" not in table:
+        return None
+    defaults = dict(zip(table["defaults"]["seeds"], table["defaults"]["scores"]))
+    pairs = [(score, defaults[seed]) for seed, score in
+             zip(table[arm]["seeds"], table[arm]["scores"]) if seed in defaults]
+    return float(np.mean([a - b for a, b in pairs])) if pairs else None
+
+
+def mean_gain(datasets, results, arm):
+    """Mean over the sets (where the arm ran) of its gain over the defaults, and the gains."""
+    gains = [g for g in (gain(results[d.name], arm) for d in datasets) if g is not None]
     return (float(np.mean(gains)) if gains else float("nan"), gains)
 
 
-def combined_params(rows, args):
-    """The single changes of the ``combined`` arm and their parameters."""
+def combined_params(datasets, results, args):
+    """The single changes of the ``combined`` arm (``--combine``, else those that raised the
+    mean over the sets) and their parameters."""
     chosen = args.combine
     if chosen is None:
-        chosen = [arm for arm in SINGLE_ARMS if mean_gain(rows, arm)[0] > 0]
+        chosen = [arm for arm in SINGLE_ARMS if mean_gain(datasets, results, arm)[0] > 0]
     params = {}
     for arm in chosen:
         params.update(arm_params(args)[arm])
     return chosen, params
-
-
-def run_combined(rows, args):
-    chosen, params = combined_params(rows, args)
-    log.info("combined arm: %s", ", ".join(chosen) or "nothing helped (the defaults again)")
-    for dataset, results, _ in rows:
-        usable = {k: v for k, v in params.items()
-                  if k != "label_smoothing" or dataset.task == "classification"}
-        for seed in range(args.seeds):
-            score, seconds, _, _ = fit_arm(dataset, usable, seed, args)
-            record(results, dataset, "combined", seed, score, seconds)
-    return chosen
 
 
 def best_baseline(dataset):
@@ -157,30 +213,34 @@ def best_baseline(dataset):
     return best
 
 
-def markdown_table(rows, arms, chosen):
+def markdown_table(datasets, results, baselines, arms, chosen):
     header = ["set", "metric", *arms, "best baseline", "best arm − baseline"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for dataset, results, (base_score, base_name) in rows:
-        means = {arm: np.mean(results[arm]["scores"]) for arm in arms if arm in results}
+    for dataset in datasets:
+        table = results[dataset.name]
+        base_score, base_name = baselines[dataset.name]
+        means = {arm: np.mean(table[arm]["scores"]) for arm in arms if arm in table}
         cells = [dataset.name, dataset.metric]
         cells += [f"{means[arm]:.3f}" if arm in means else "n/a" for arm in arms]
         cells.append(f"{base_score:.3f} ({base_name})")
-        top = max(means, key=means.get)
-        cells.append(f"{means[top] - base_score:+.3f} ({top})")
+        top = max(means, key=means.get) if means else None
+        cells.append(f"{means[top] - base_score:+.3f} ({top})" if top else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     gain_cells, count_cells, time_cells = [], [], []
     for arm in arms:
-        mean, gains = mean_gain(rows, arm)
+        mean, gains = mean_gain(datasets, results, arm)
         gain_cells.append("" if arm == "defaults" else f"{mean:+.3f}")
         count_cells.append("" if arm == "defaults" else
                            f"{sum(g > 0 for g in gains)} / {sum(g < 0 for g in gains)}")
-        seconds = [np.mean(r[arm]["seconds"]) for _, r, _ in rows if arm in r]
-        time_cells.append(f"{np.mean(seconds):.1f}")
+        seconds = [np.mean(results[d.name][arm]["seconds"]) for d in datasets
+                   if arm in results[d.name]]
+        time_cells.append(f"{np.mean(seconds):.1f}" if seconds else "")
     lines.append("| mean − defaults | | " + " | ".join(gain_cells) + " | | |")
     lines.append("| sets up / down | | " + " | ".join(count_cells) + " | | |")
     lines.append("| s per fit (ensemble: its 3) | | " + " | ".join(time_cells) + " | | |")
     if "combined" in arms:
-        lines.append(f"\ncombined = {' + '.join(chosen) or 'nothing (defaults)'}")
+        named = "not run" if chosen is None else " + ".join(chosen) or "nothing (defaults)"
+        lines.append(f"\ncombined = {named}")
     return "\n".join(lines)
 
 
@@ -216,6 +276,9 @@ def main(argv=None):
                         default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="fits run at once, in separate processes (one GPU takes several "
+                             "of these small models)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -226,25 +289,42 @@ def main(argv=None):
     arms = ["defaults"] + [arm for arm in ARMS[1:] if arm in args.arms]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    rows = []
+    settings = {"data_root": args.data_root, "small": args.small, "data_seed": args.data_seed,
+                "device": args.device, "params": args.params}
+    datasets, baselines = [], {}
     for name in args.sets:
         try:
-            dataset = load_set(name, args.data_root, args.small, args.data_seed)
+            dataset = cached_set(name, args.data_root, args.small, args.data_seed)
         except MissingData as missing:
             log.warning("skipping %s: %s (pass --data-root)", name, missing)
             continue
         log.info("%s: %d train / %d test rows", name, len(dataset.train), len(dataset.test))
-        rows.append((dataset, run_single_arms(dataset, args, arms), best_baseline(dataset)))
-    chosen = run_combined(rows, args) if "combined" in arms else []
-    print(markdown_table(rows, arms, chosen))
+        datasets.append(dataset)
+        baselines[name] = best_baseline(dataset)
+    fits, chosen = [], None
+    signal.signal(signal.SIGTERM, _deadline)
+    try:
+        run_tasks(single_tasks(datasets, arms, args, settings), args.jobs, fits)
+        if "combined" in arms:
+            chosen, params = combined_params(datasets, collect(datasets, fits), args)
+            log.info("combined arm: %s", " + ".join(chosen) or "nothing helped (the defaults)")
+            run_tasks([(d.name, "combined", seed, 0, applies(params, d), settings)
+                       for seed in range(args.seeds) for d in datasets], args.jobs, fits)
+    except Deadline:
+        log.warning("stopped by SIGTERM after %d fits: the table holds the finished ones",
+                    len(fits))
+    results = collect(datasets, fits)
+    print(markdown_table(datasets, results, baselines, arms, chosen))
     if args.json:
         args.json.write_text(json.dumps({
             "arms": {arm: arm_params(args).get(arm, {}) for arm in arms},
             "combined": chosen, "params": args.params, "seeds": args.seeds,
             "sets": [{"set": d.name, "metric": d.metric, "n_train": len(d.train),
-                      "n_test": len(d.test), "best_baseline": {"score": b[0], "method": b[1]},
-                      "arms": r} for d, r, b in rows]}, indent=2))
-    return rows
+                      "n_test": len(d.test),
+                      "best_baseline": {"score": baselines[d.name][0],
+                                        "method": baselines[d.name][1]},
+                      "arms": results[d.name]} for d in datasets]}, indent=2))
+    return results
 
 
 if __name__ == "__main__":
