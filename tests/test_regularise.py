@@ -49,6 +49,14 @@ def spikes_of(ids, dts, n_neurons):
     return rows
 
 
+def block(batch, past=False):
+    """The whole current block (inputs and the last target) or the past block of a batch."""
+    if past:
+        return batch["id_prev"], batch["dt_prev"]
+    return (torch.cat([batch["id"], batch["target_id"][:, -1:]], 1),
+            torch.cat([batch["dt"], batch["target_dt"][:, -1:]], 1))
+
+
 def test_jitter_keeps_every_spike_inside_the_window_in_token_order(store_and_config):
     store, config, X = store_and_config
     batch = store.batch(np.arange(64))
@@ -59,13 +67,9 @@ def test_jitter_keeps_every_spike_inside_the_window_in_token_order(store_and_con
     torch.testing.assert_close(out["id"][:, 1:], out["target_id"][:, :-1])
     torch.testing.assert_close(out["dt"][:, 1:], out["target_dt"][:, :-1])
     moved = 0
-    for key, n_bins in (("", X.n_bins), ("_prev", X.n_prev_bins)):
-        ids_in = batch["id" + key] if key else torch.cat([batch["id"], batch["target_id"][:, -1:]], 1)
-        dts_in = batch["dt" + key] if key else torch.cat([batch["dt"], batch["target_dt"][:, -1:]], 1)
-        ids_out = out["id" + key] if key else torch.cat([out["id"], out["target_id"][:, -1:]], 1)
-        dts_out = out["dt" + key] if key else torch.cat([out["dt"], out["target_dt"][:, -1:]], 1)
-        before = spikes_of(ids_in, dts_in, config.n_neurons)
-        after = spikes_of(ids_out, dts_out, config.n_neurons)
+    for past, n_bins in ((False, X.n_bins), (True, X.n_prev_bins)):
+        before = spikes_of(*block(batch, past), config.n_neurons)
+        after = spikes_of(*block(out, past), config.n_neurons)
         for old, new in zip(before, after):
             assert new == sorted(new)  # time-major, then neuron ascending
             assert all(0 <= b < n_bins for b, _ in new)
@@ -84,12 +88,9 @@ def test_neuron_dropout_removes_whole_neurons_from_both_windows(store_and_config
     store, config, X = store_and_config
     batch = store.batch(np.arange(64))
     out = SpikeAugmenter(config, X.n_bins, X.n_prev_bins, neuron_dropout=0.5, seed=1)(batch)
-    full = lambda b: (torch.cat([b["id"], b["target_id"][:, -1:]], 1),  # noqa: E731
-                      torch.cat([b["dt"], b["target_dt"][:, -1:]], 1))
     n = config.n_neurons
-    cur_in, cur_out = spikes_of(*full(batch), n), spikes_of(*full(out), n)
-    prev_in = spikes_of(batch["id_prev"], batch["dt_prev"], n)
-    prev_out = spikes_of(out["id_prev"], out["dt_prev"], n)
+    cur_in, cur_out = spikes_of(*block(batch), n), spikes_of(*block(out), n)
+    prev_in, prev_out = spikes_of(*block(batch, True), n), spikes_of(*block(out, True), n)
     n_dropped = 0
     for rows in zip(cur_in, cur_out, prev_in, prev_out):
         c_in, c_out, p_in, p_out = rows
