@@ -9,9 +9,10 @@ fits the plain estimator (``NeuroformerClassifier(random_state=s)`` /
 * ``dropout``: ``augment_neuron_dropout=--dropout``;
 * ``ema``: ``ema_decay=--ema``;
 * ``smoothing``: ``label_smoothing=--smoothing`` (classification sets only);
-* ``combined``: the single changes given by ``--combine``, or, without it, those whose mean
-  difference to ``defaults`` over this run's sets is positive (chosen on the test scores of
-  this run: an optimistic arm, a hint for the next run, not a result);
+* ``combined``: the single changes given by ``--combine`` (fitted with the other arms, seed
+  after seed), or, without it, those whose mean difference to ``defaults`` over this run's
+  sets is positive (fitted after all the others; chosen on the test scores of this run: an
+  optimistic arm, a hint for the next run, not a result);
 * ``ensemble``: the mean ``predict_proba`` (classifier) or ``predict`` (regressor) of 3 fits
   of the defaults with ``random_state`` s, s + 1000 and s + 2000 (the first is the
   ``defaults`` fit).
@@ -103,9 +104,10 @@ def fit_task(task):
     return name, arm, seed, member, score, seconds, output
 
 
-def single_tasks(datasets, arms, args, settings):
-    """The fits of every arm but ``combined``: defaults, the ensemble's other members and
-    the single changes, seed after seed."""
+def first_tasks(datasets, arms, args, settings, combined=None):
+    """The fits of the defaults, the ensemble's other members, the single changes and, when
+    its ``combined`` parameters are known already (``--combine``), the combined arm; seed
+    after seed, so that a run stopped early holds whole seeds."""
     singles = arm_params(args)
     for seed in range(args.seeds):
         for dataset in datasets:
@@ -118,6 +120,8 @@ def single_tasks(datasets, arms, args, settings):
                 params = applies(singles[arm], dataset)
                 if arm in arms and params:
                     yield dataset.name, arm, seed, 0, params, settings
+            if combined is not None:
+                yield dataset.name, "combined", seed, 0, applies(combined, dataset), settings
 
 
 def run_tasks(tasks, jobs, fits):
@@ -304,8 +308,11 @@ def main(argv=None):
     fits, chosen = [], None
     signal.signal(signal.SIGTERM, _deadline)
     try:
-        run_tasks(single_tasks(datasets, arms, args, settings), args.jobs, fits)
-        if "combined" in arms:
+        given = None
+        if "combined" in arms and args.combine is not None:
+            chosen, given = combined_params(datasets, {}, args)
+        run_tasks(first_tasks(datasets, arms, args, settings, given), args.jobs, fits)
+        if "combined" in arms and given is None:
             chosen, params = combined_params(datasets, collect(datasets, fits), args)
             log.info("combined arm: %s", " + ".join(chosen) or "nothing helped (the defaults)")
             run_tasks([(d.name, "combined", seed, 0, applies(params, d), settings)
