@@ -1,5 +1,7 @@
 """CUDA-graph training steps: same training as eager steps, fallback, parameter checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,31 @@ def test_graphed_pretraining_matches_eager():
     latents = [models[g].transform(data.windows) for g in (False, True)]
     np.testing.assert_allclose(latents[1], latents[0], atol=2e-2)
     assert "train_contrastive" in models[True].history_[-1]
+
+
+@cuda
+def test_graphed_regularised_classifier_matches_eager():
+    """Jitter, neuron dropout, the weight average and label smoothing: graph replays train
+    what eager steps train (fp32, no model dropout), and the graphs are not abandoned."""
+    data = make_spiking_data(n_neurons=24, duration=40.0, random_state=0)
+    X, y = data.windows, data.labels
+    histories, probas = {}, {}
+    for graphs in (False, True):
+        counts = GraphCounts()
+        clf = NeuroformerClassifier(
+            preset="tiny", dropout=0.0, max_epochs=4, precision="fp32", device="cuda",
+            cuda_graphs=graphs, validation_fraction=0.2, random_state=0, augment_jitter=1,
+            augment_neuron_dropout=0.2, ema_decay=0.9, label_smoothing=0.1,
+            callbacks=[("graphs", counts)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
+            clf.fit(X, y)
+        histories[graphs] = [row["valid_loss"] for row in clf.history_]
+        probas[graphs] = clf.predict_proba(X)
+        if graphs:
+            assert counts.n_replays > counts.n_graphs >= 1
+    np.testing.assert_allclose(histories[True], histories[False], rtol=2e-3)
+    np.testing.assert_allclose(probas[True], probas[False], atol=2e-2)
 
 
 @cuda

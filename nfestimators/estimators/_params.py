@@ -175,6 +175,34 @@ The classifier's split is stratified by class (every class keeps windows to trai
         [_positive_int(), None], "int or None",
         """Early stopping: stop after this many epochs without a better ``valid_loss`` and
 restore the best weights. None trains for ``max_epochs``."""),
+    "augment_jitter": Parameter(
+        [Interval(Integral, 0, None, closed="left")], "int",
+        """Training augmentation: every spike of a training window (current and past) moves by
+a whole number of bins drawn uniformly from ``-augment_jitter .. augment_jitter``, clipped
+to its window, the token order kept (time, then neuron). In bins of the estimator's
+time resolution (``tokenizer_.dt_``; with ``dt="auto"`` about a fiftieth of the window),
+not seconds, so that a shift is exact and never rounds to nothing. Drawn afresh for every
+batch, on its device; validation, ``predict`` and the other inference methods see the
+spikes as they are. 0: off."""),
+    "augment_neuron_dropout": Parameter(
+        [Interval(Real, 0, 1, closed="left")], "float",
+        """Training augmentation: in every training window each neuron is silenced with this
+probability (all of its spikes, in the current and the past window, are removed), so
+that the decoder cannot lean on a few cells. Validation and inference see every neuron.
+0: off."""),
+    "ema_decay": Parameter(
+        [Interval(Real, 0, 1, closed="left"), None], "float or None",
+        """Keep an exponential moving average (EMA) of the weights, updated after every
+optimizer step with this decay (at most ``(1 + n) / (10 + n)`` at the n-th step, so that a
+short fit averages about its last tenth), and use it for the validation loss, early
+stopping's best weights and the fitted model. Chosen over stochastic weight averaging
+(SWA) because it needs no second schedule or final pass, and early stopping can pick
+among averaged weights. None or 0: the raw weights."""),
+    "label_smoothing": Parameter(
+        [Interval(Real, 0, 1, closed="left")], "float",
+        """Label smoothing of the classification loss (as ``torch.nn.CrossEntropyLoss``): the
+target puts ``1 - label_smoothing`` on the true class plus ``label_smoothing`` spread
+evenly over all classes. 0: plain cross-entropy."""),
     "device": Parameter(
         [str, torch.device, None], "str",
         """``"auto"`` picks CUDA, then MPS, then the CPU; resolved into ``device_``."""),

@@ -27,19 +27,23 @@ def count_bins_for(n_bins):
 
 class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` /
-    ``linear_residual`` to the shared base.
+    ``linear_residual`` and the training regularisers (augmentation, weight averaging) to
+    the shared base.
 
-    The regressor and the classifier take exactly these parameters, so the ``__init__``
-    lives here (sklearn reads the parameter names from its signature).
+    The regressor takes exactly these parameters, the classifier these and
+    ``label_smoothing``, so the ``__init__`` lives here (sklearn reads the parameter names
+    from its signature).
     """
 
     def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
-                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None,
+                 n_embd=None, n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
-                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15, device="auto", precision="auto", compile=False,
-                 cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
+                 augment_jitter=0, augment_neuron_dropout=0.0, ema_decay=None, device="auto",
+                 precision="auto", compile=False, cuda_graphs="auto", callbacks=None,
+                 random_state=None, verbose=0):
         self.pretrained = pretrained
         self.freeze = freeze
         self.sclm_weight = sclm_weight
@@ -63,6 +67,9 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.warmup_fraction = warmup_fraction
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.augment_jitter = augment_jitter
+        self.augment_neuron_dropout = augment_neuron_dropout
+        self.ema_decay = ema_decay
         self.device = device
         self.precision = precision
         self.compile = compile
@@ -138,13 +145,20 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                 random_state=0)
             targets = {**targets, "offset": offsets}
         store = self.input_encoder_.store(X, self.device_, targets)
-        self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length))
+        self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length),
+                                                 **self._loss_config())
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
         return self._train(store, weights, bprop, init_state=init_state, trainable=trainable,
-                           labels=labels)
+                           labels=labels, jitter=int(self.augment_jitter),
+                           neuron_dropout=float(self.augment_neuron_dropout),
+                           ema_decay=None if self.ema_decay is None else float(self.ema_decay))
+
+    def _loss_config(self):
+        """Model config fields of the supervised loss (the classifier's label smoothing)."""
+        return {}
 
     def _inference_inputs(self, X):
         """The linear decoder's outputs the head corrects (``linear_residual``)."""

@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 
 from ..model import Neuroformer
 from ..training import (EpochProgressBar, FinishedEpochWeights, LossCombiner, NeuroformerNet,
-                        TokenBatches, warmup_cosine)
+                        SpikeAugmenter, TokenBatches, warmup_cosine)
 from ..training import distributed
 
 GRAPH_PAD_MULTIPLE = 32  # sequence lengths rounded up to this when training with CUDA graphs
@@ -98,12 +98,16 @@ def _callbacks(est, steps, early_stopping, rank):
     return callbacks + list(est.callbacks or [])
 
 
-def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=None, labels=None):
+def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=None, labels=None,
+          jitter=0, neuron_dropout=0.0, ema_decay=None):
     """Train a new model of ``est.model_config_`` on ``store`` with the skorch engine.
 
     Starts from ``init_state`` (missing keys stay freshly initialised) and updates only the
     parameters whose names start with a prefix in ``trainable`` (all when None); ``labels``
-    stratify the validation split. Sets ``model_``, ``history_``, ``n_epochs_`` (finished
+    stratify the validation split. ``jitter`` and ``neuron_dropout`` perturb the training
+    batches (:class:`~nfestimators.training.SpikeAugmenter`; validation batches are left
+    alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
+    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`). Sets ``model_``, ``history_``, ``n_epochs_`` (finished
     epochs) and ``best_epoch_`` (the epoch whose weights the model holds) of ``est``. A
     ``KeyboardInterrupt`` stops the fit cleanly with the weights of the best (or last)
     finished epoch and a warning.
@@ -139,9 +143,15 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
             weight_decay=float(est.weight_decay), max_epochs=int(est.max_epochs),
             batch_size=batch_size, callbacks=_callbacks(est, steps, early_stopping, rank),
             device=est.device_, precision=est.precision_, compile=bool(est.compile),
-            train_split=None, cuda_graphs=est.cuda_graphs_, verbose=0, strategy=strategy)
+            train_split=None, cuda_graphs=est.cuda_graphs_, verbose=0, strategy=strategy,
+            ema_decay=ema_decay)
         shard = {"rank": rank, "world_size": world_size}
-        batches = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed, **shard)
+        tok = est.tokenizer_
+        augment = SpikeAugmenter(est.model_config_, tok.n_bins_, tok.n_prev_bins_, jitter=jitter,
+                                 neuron_dropout=neuron_dropout, seed=seed + rank,
+                                 device=est.device_)
+        batches = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed,
+                               augment=augment if augment.active else None, **shard)
         valid = (TokenBatches(store, valid_rows, max(batch_size, 256), **shard)
                  if len(valid_rows) else None)
         net.fit((batches, valid))

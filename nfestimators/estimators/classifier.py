@@ -44,6 +44,26 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     400
     """
 
+    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
+                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None,
+                 n_embd=None, n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 max_prev_tokens=None, behavior_inputs=None, round_counts=False,
+                 max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
+                 augment_jitter=0, augment_neuron_dropout=0.0, ema_decay=None,
+                 label_smoothing=0.0, device="auto", precision="auto", compile=False,
+                 cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
+        # the shared parameters go to SupervisedNeuroformer as they are (sklearn needs them
+        # spelled out in this signature; tests/test_estimators.py checks the two agree)
+        shared = dict(locals())
+        for name in ("self", "__class__", "label_smoothing"):
+            shared.pop(name, None)
+        super().__init__(**shared)
+        self.label_smoothing = label_smoothing
+
+    def _loss_config(self):
+        return {"label_smoothing": float(self.label_smoothing)}
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit on windows ``X`` and labels ``y`` of shape (n_samples,).

@@ -117,6 +117,8 @@ class NeuroformerConfig:
         ``P(dt) P(id | dt)``; see :meth:`Neuroformer.token_logits`). ``"independent"``: the
         paper's two independent heads, whose product cannot represent the ordering of
         spikes inside a bin.
+    label_smoothing : float
+        Label smoothing of the classification loss (as ``torch.nn.functional.cross_entropy``).
     compat_drop_frame_pe : bool
         Original behaviour (spec 3.3): the 3-D frame position encoding is computed and
         discarded, so frame tokens carry no position.
@@ -166,6 +168,7 @@ class NeuroformerConfig:
     clip_temp: float = 0.5
     symmetric_clip: bool = False
     id_head: str = "given_dt"
+    label_smoothing: float = 0.0
     compat_drop_frame_pe: bool = False
     compat_layernorm_behavior: bool = False
     compat_attend_pad: bool = False

@@ -454,5 +454,6 @@ class Neuroformer(nn.Module):
             target = batch["y_reg"].float().reshape(out["y_reg"].shape)
             losses["regression"] = F.mse_loss(out["y_reg"].float(), target)
         if "class_logits" in out and "y_cls" in batch:
-            losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"])
+            losses["classification"] = F.cross_entropy(out["class_logits"].float(), batch["y_cls"],
+                                                       label_smoothing=c.label_smoothing)
         return losses

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import distributed
+from .averaging import WeightAverage
 from .graphs import GraphedTrainStep
 
 __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
@@ -48,15 +49,21 @@ class TokenBatches:
     global batch of ``batch_size`` rows is cut as ``rows[rank::world_size]`` and the batch
     dict carries the global row count under ``"global_size"`` (see
     :mod:`nfestimators.training.distributed`).
+
+    ``augment`` (a callable batch -> batch, e.g. a
+    :class:`~nfestimators.training.SpikeAugmenter`) perturbs every batch on its device
+    before it is yielded: give it to the training batches only.
     """
 
-    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1):
+    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1,
+                 augment=None):
         self.store = store
         self.rows = np.asarray(rows)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.rank = int(rank)
         self.world_size = int(world_size)
+        self.augment = augment
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -67,11 +74,12 @@ class TokenBatches:
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
             if self.world_size == 1:
-                yield self.store.batch(chunk)
-                continue
-            batch = self.store.batch(distributed.shard_rows(chunk, self.rank, self.world_size))
-            batch[distributed.GLOBAL_SIZE] = len(chunk)
-            yield batch
+                batch = self.store.batch(chunk)
+            else:
+                batch = self.store.batch(distributed.shard_rows(chunk, self.rank,
+                                                                self.world_size))
+                batch[distributed.GLOBAL_SIZE] = len(chunk)
+            yield batch if self.augment is None else self.augment(batch)
 
 
 def decay_param_groups(module, weight_decay):
@@ -153,15 +161,22 @@ class NeuroformerNet(NeuralNet):
     device, ``strategy="single"``) replays whole training steps as CUDA graphs (see
     :class:`~nfestimators.training.GraphedTrainStep`); callbacks then see
     ``on_grad_computed`` only for the eager warm-up steps.
+
+    ``ema_decay`` (None or 0: off) keeps an exponential moving average of the trainable
+    weights, updated after every optimizer step (:class:`~nfestimators.training.WeightAverage`).
+    The module holds the raw weights during the training pass of an epoch only: validation,
+    ``on_epoch_end`` callbacks (early stopping's best weights among them), the end of
+    training and the fitted module see the average.
     """
 
     def __init__(self, module, *args, precision="fp32", weight_decay=0.1, strategy="single",
-                 gradient_clip=1.0, cuda_graphs=False, **kwargs):
+                 gradient_clip=1.0, cuda_graphs=False, ema_decay=None, **kwargs):
         self.precision = precision
         self.weight_decay = weight_decay
         self.strategy = strategy
         self.gradient_clip = gradient_clip
         self.cuda_graphs = cuda_graphs
+        self.ema_decay = ema_decay
         super().__init__(module, *args, **kwargs)
 
     def torch_compile(self, module, name):
@@ -246,16 +261,23 @@ class NeuroformerNet(NeuralNet):
         self._set_training(True)
         if self.graphed_ is not None:
             loss, losses = self.graphed_(batch)
-            return {"loss": loss, "y_pred": None, "losses": losses}
-        self.optimizer_.zero_grad(set_to_none=True)
-        step = self.train_step_single(batch, **fit_params)
-        self.notify("on_grad_computed", batch=batch,
-                    named_parameters=TeeGenerator(self.get_all_learnable_params()))
-        self._clip_and_step()
+            step = {"loss": loss, "y_pred": None, "losses": losses}
+        else:
+            self.optimizer_.zero_grad(set_to_none=True)
+            step = self.train_step_single(batch, **fit_params)
+            self.notify("on_grad_computed", batch=batch,
+                        named_parameters=TeeGenerator(self.get_all_learnable_params()))
+            self._clip_and_step()
+        if getattr(self, "average_", None) is not None:
+            self.average_.update()
         return step
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         self.interrupted_ = False
+        self.average_ = None
+        if self.ema_decay:
+            trainable = [p for p in self.module_.parameters() if p.requires_grad]
+            self.average_ = WeightAverage(trainable, self.ema_decay)
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:  # skorch stops the fit here and runs on_train_end
@@ -263,6 +285,7 @@ class NeuroformerNet(NeuralNet):
             raise
         finally:  # graphs and their memory pool go with the fit; gradients are not kept
             self.graphed_ = None
+            self.average_ = None  # the module holds the average (see run_single_epoch)
             if hasattr(self, "optimizer_"):
                 self.optimizer_.zero_grad(set_to_none=True)
 
@@ -273,6 +296,15 @@ class NeuroformerNet(NeuralNet):
         return {"loss": loss, "y_pred": out, "losses": losses}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if not (training and getattr(self, "average_", None) is not None):
+            return self._run_epoch(iterator, training, prefix, step_fn, **fit_params)
+        self.average_.load_raw()  # the optimizer steps the raw weights
+        try:
+            return self._run_epoch(iterator, training, prefix, step_fn, **fit_params)
+        finally:  # everything after the training pass sees the average
+            self.average_.load_average()
+
+    def _run_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
         pending = []
