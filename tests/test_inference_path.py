@@ -66,7 +66,7 @@ def _full_path_outputs(est, X, key):
     """``key`` of the model's outputs on the training-style batches (targets, token logits),
     as every inference method computed them before the inference path."""
     model = est.model_
-    store = est.input_encoder_.store(X, "cpu", est._inference_inputs(X))  # linear offsets
+    store = est.input_encoder_.store(X, "cpu")
     with eval_mode(model), torch.no_grad():
         out = model(store.batch(np.arange(len(X))))
     assert "logits_id" in out  # the full path

@@ -182,10 +182,6 @@ class NeuroformerBase(BaseEstimator):
     def _autocast(self, device):
         return device_context(device, self.precision_)
 
-    def _inference_inputs(self, X):
-        """Per-window store arrays that the model reads besides the tokens (none here)."""
-        return {}
-
     def _forward_all(self, X, collect, batch_size=None, *, next_tokens=False):
         """Run the model over every window of ``X`` (checked) in eval mode, bounded memory.
 
@@ -200,8 +196,7 @@ class NeuroformerBase(BaseEstimator):
         progress = window_progress(type(self).__name__, len(X)) if self.verbose else None
         with progress or contextlib.nullcontext(), eval_mode(self.model_), torch.no_grad(), self._autocast(device):
             for start in range(0, len(X), _INFERENCE_CHUNK):
-                chunk = X[start:start + _INFERENCE_CHUNK]
-                store = self.input_encoder_.store(chunk, device, self._inference_inputs(chunk))
+                store = self.input_encoder_.store(X[start:start + _INFERENCE_CHUNK], device)
                 for i in range(0, len(store), batch_size):
                     rows = np.arange(i, min(i + batch_size, len(store)))
                     batch = store.batch(rows, targets=next_tokens)

@@ -167,8 +167,7 @@ class InputEncoder:
 
     def store(self, X, device, targets=None, pad_multiple=8):
         """The :class:`TokenStore` of ``X`` (checked by :meth:`check`) on ``device``, with the
-        per-window arrays of ``targets`` (a dict of store arrays: the training targets
-        ``y_reg`` or ``y_cls``, the linear decoder's ``offset``) when given."""
+        training ``targets`` (a dict of store arrays: ``y_reg`` or ``y_cls``) when given."""
         inputs = dict(targets or {})
         if self.behavior_inputs:
             columns = behavior_columns(X, self.behavior_inputs)

@@ -76,17 +76,6 @@ decoder of binned counts, the baseline neuroscientists fit first, and the transf
 features add what such a decoder misses (spike order, timing inside the bins, the past
 window, the other modalities). With ``pretrained``, the backbone is loaded and the head
 is new either way."""),
-    "linear_residual": Parameter(
-        ["boolean"], "bool",
-        """Fit a linear decoder of binned spike counts inside ``fit`` and train the head as a
-correction to its output (stacking): logistic regression (log-probabilities added to the
-class logits) or ridge regression (added to the standardised predictions), on
-``log(1 + count)`` features, either the population's total counts or every neuron's counts
-in the head's time bins and in the past window, the features and the penalty chosen by
-3-fold cross-validation on the training windows (at most 20,000 of them). The training
-windows get out-of-fold outputs, so the network learns what holds on new windows: spike
-order, timing inside the bins, the past window, other modalities. The fitted decoder is
-``linear_readout_``. ``False`` trains the head alone."""),
     "contrastive": Parameter(
         [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
         """Modalities to align: ``"id"`` (the spikes of the window, encoded before they see the

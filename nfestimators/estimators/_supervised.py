@@ -10,7 +10,6 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import NeuroformerBase
-from ._linear import fit_linear_readout, linear_outputs
 from ._params import SIZE_PARAMETERS
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
@@ -26,9 +25,8 @@ def count_bins_for(n_bins):
 
 
 class SupervisedNeuroformer(NeuroformerBase, abstract=True):
-    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` /
-    ``linear_residual`` and the training regularisers (augmentation, weight averaging) to
-    the shared base.
+    """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` and the training
+    regularisers (augmentation, weight averaging) to the shared base.
 
     The regressor takes exactly these parameters, the classifier these and
     ``label_smoothing``, so the ``__init__`` lives here (sklearn reads the parameter names
@@ -36,8 +34,8 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
-                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None,
-                 n_embd=None, n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
+                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
@@ -48,7 +46,6 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.freeze = freeze
         self.sclm_weight = sclm_weight
         self.readout = readout
-        self.linear_residual = linear_residual
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd
@@ -136,17 +133,10 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             # the backbone only: the head (of the new width, for the new readout) starts fresh
             init_state = {k: v for k, v in source.model_.state_dict().items()
                           if not k.startswith(tuple(HEADS.values()))}
-        objective = "regression" if n_targets else "classification"
-        self.linear_readout_ = None
-        if self.linear_residual:
-            y = targets["y_reg"] if n_targets else targets["y_cls"]
-            self.linear_readout_, offsets = fit_linear_readout(
-                X, y, objective, n_targets or n_classes, count_bins_for(X.n_bins),
-                random_state=0)
-            targets = {**targets, "offset": offsets}
         store = self.input_encoder_.store(X, self.device_, targets)
         self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length),
                                                  **self._loss_config())
+        objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
@@ -159,12 +149,6 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     def _loss_config(self):
         """Model config fields of the supervised loss (the classifier's label smoothing)."""
         return {}
-
-    def _inference_inputs(self, X):
-        """The linear decoder's outputs the head corrects (``linear_residual``)."""
-        if self.linear_readout_ is None:
-            return {}
-        return {"offset": linear_outputs(self.linear_readout_, X)}
 
     def _readout_config(self, n_tokens):
         """Model config fields of the head's readout; with ``"mean+count"`` and

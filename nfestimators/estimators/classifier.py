@@ -14,10 +14,8 @@ from ._supervised import SupervisedNeuroformer
 class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     """Classify spike windows (stimulus identity, condition, trial type).
 
-    A linear head on the PAD-masked mean of the last layer and the readout's count features
-    (``readout``) is trained with cross-entropy; with ``linear_residual`` (the default) its
-    logits are added to the log-probabilities of a cross-validated logistic regression on
-    binned counts, so the network learns what that decoder misses.
+    A linear head on the PAD-masked mean of the last layer (and on a code of the window's
+    spike count with ``readout="mean+count"``) is trained with cross-entropy.
     Labels may be of any type (integers, strings); ``classes_`` holds them sorted.
 
     Parameters
@@ -27,10 +25,6 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     Attributes
     ----------
 {fitted_attributes}
-    linear_readout_ : dict or None
-        The linear decoder of ``linear_residual`` (``None`` without): ``"features"``
-        (``"population"`` or ``"neurons"``), ``"penalty"`` (C or alpha), ``"cv_loss"``
-        (its 3-fold log-loss or mean squared error), ``"coef"``, ``"intercept"``.
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 
@@ -45,8 +39,8 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
-                 readout="mean+binned", linear_residual=True, preset="small", n_layers=None,
-                 n_embd=None, n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
+                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,

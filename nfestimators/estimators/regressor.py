@@ -12,10 +12,9 @@ from ._supervised import SupervisedNeuroformer
 class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     """Decode continuous variables (behaviour) from spike windows.
 
-    A linear head on the PAD-masked mean of the last layer and the readout's count features
-    (``readout``) predicts the standardised targets with a mean squared error loss; with
-    ``linear_residual`` (the default) it predicts the residual of a cross-validated ridge
-    regression on binned counts. Start from pretrained weights (``pretrained``) to finetune, or
+    A linear head on the PAD-masked mean of the last layer (and on a code of the window's
+    spike count with ``readout="mean+count"``) predicts the standardised targets with a
+    mean squared error loss. Start from pretrained weights (``pretrained``) to finetune, or
     train from scratch.
 
     Parameters
@@ -25,10 +24,6 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     Attributes
     ----------
 {fitted_attributes}
-    linear_readout_ : dict or None
-        The linear decoder of ``linear_residual`` (``None`` without): ``"features"``
-        (``"population"`` or ``"neurons"``), ``"penalty"`` (C or alpha), ``"cv_loss"``
-        (its 3-fold log-loss or mean squared error), ``"coef"``, ``"intercept"``.
     y_mean_, y_scale_ : ndarray of shape (n_targets,)
         Standardisation of the targets (predictions are returned in the original units).
 

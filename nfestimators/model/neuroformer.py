@@ -420,9 +420,6 @@ class Neuroformer(nn.Module):
             out["y_reg"] = self.head_reg(head_input)  # (B, n_targets)
         if self.head_cls is not None:
             out["class_logits"] = self.head_cls(head_input)  # (B, n_classes)
-        if "offset" in batch:  # the head corrects a given output (a linear decoder's)
-            key = "y_reg" if self.head_reg is not None else "class_logits"
-            out[key] = out[key] + batch["offset"].to(out[key].dtype)
         return out
 
     def losses(self, out, batch):
