@@ -127,8 +127,9 @@ def test_augmentation_changes_training_batches_not_predict(data):
         clf.model_.eval()
         logits = clf.model_(store.batch(np.arange(len(X)), targets=False),
                             token_logits=False)["class_logits"]
+    # (augmented inputs would move the probabilities by far more than this float tolerance)
     np.testing.assert_allclose(clf.predict_proba(X), torch.softmax(logits.double(), 1).numpy(),
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
 
 
