@@ -87,10 +87,14 @@ class NeuroformerBase(BaseEstimator):
 
     # ------------------------------------------------------------------- input checks
     def _check_X(self, X, *, reset):
-        """Validate ``X``: SpikeWindows (count arrays are converted), with the neurons of the
-        fit and, after fit, its time bins, window geometry and inputs (``input_encoder_``)."""
+        """Validate ``X``: SpikeWindows (count arrays are converted; a list of SpikeWindows is
+        one session each, joined by :meth:`SpikeWindows.from_sessions`), with the neurons of
+        the fit (of every session, for multi-session models) and, after fit, its time bins,
+        window geometry and inputs (``input_encoder_``)."""
         if not reset:
             check_is_fitted(self)
+        if isinstance(X, (list, tuple)) and X and all(isinstance(p, SpikeWindows) for p in X):
+            X = SpikeWindows.from_sessions(X)  # one SpikeWindows per session
         if not isinstance(X, SpikeWindows):
             check_not_spike_table(X)
             X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
@@ -105,6 +109,8 @@ class NeuroformerBase(BaseEstimator):
         if reset:
             self.n_features_in_ = X.n_neurons
             return X
+        if self.input_encoder_.sessions is not None:  # neurons checked per session
+            return self.input_encoder_.check(X)
         if X.n_neurons != self.n_features_in_:
             raise ValueError(f"X has {X.n_neurons} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input "
