@@ -173,6 +173,12 @@ class NeuroformerBase(BaseEstimator):
             n_behavior_inputs=inputs.n_behavior_inputs, n_targets=n_targets,
             n_classes=n_classes, **overrides)
 
+    @property
+    def sessions_(self):
+        """Keys of the recording sessions the model knows, in the order of their rows in
+        the unit vocabulary (None for a one-session model; part of ``input_encoder_``)."""
+        return self.input_encoder_.sessions
+
     def _train(self, store, weights, bprop, **kwargs):
         """One skorch fit of ``model_config_`` on ``store`` (see ``_training.train``)."""
         return _training.train(self, store, weights=weights, bprop=bprop,
