@@ -76,9 +76,9 @@ def make_multisession_data(n_sessions=6, n_neurons=(40, 100), duration=(100.0, 2
         * ``behavior``: list of ndarray (n_windows, 3), the mean behaviour of every window
           of each session; ``behavior_names``: ``("speed", "pos_x", "pos_y")``.
         * ``labels``: list of ndarray (n_windows,), the trial condition of every window.
-        * ``keys``: the session keys ``("session_0", ...)``.
+        * ``session_keys``: the session keys ``("session_0", ...)``.
         * ``windows``: all sessions in one container
-          (:meth:`SpikeWindows.from_sessions` with ``keys``), and ``behavior_all``, the
+          (:meth:`SpikeWindows.from_sessions` with ``session_keys``), and ``behavior_all``, the
           behaviour of its windows.
         * ``ground_truth``: list of the per-session Bunches of :func:`make_spiking_data`
           (``rates``, ``latent``, ``params``: tuning of every neuron, ...).
@@ -106,6 +106,7 @@ def make_multisession_data(n_sessions=6, n_neurons=(40, 100), duration=(100.0, 2
     sessions = [t.windows for t in truth]
     return Bunch(
         sessions=sessions, behavior=[t.behavior for t in truth],
-        behavior_names=truth[0].behavior_names, labels=[t.labels for t in truth], keys=keys,
+        behavior_names=truth[0].behavior_names, labels=[t.labels for t in truth],
+        session_keys=keys,
         windows=SpikeWindows.from_sessions(sessions, keys=keys),
         behavior_all=np.concatenate([t.behavior for t in truth]), ground_truth=truth)

@@ -109,11 +109,15 @@ class NeuroformerBase(BaseEstimator):
         if reset:
             self.n_features_in_ = X.n_neurons
             return X
-        if self.input_encoder_.sessions is not None:  # neurons checked per session
-            return self.input_encoder_.check(X)
-        if X.n_neurons != self.n_features_in_:
+        inputs = self.input_encoder_
+        expected = self.n_features_in_
+        if inputs.sessions is not None:  # neurons checked per session
+            if X.session is not None or inputs.default_session is None:
+                return inputs.check(X)
+            expected = inputs.session_n_neurons[inputs.sessions.index(inputs.default_session)]
+        if X.n_neurons != expected:
             raise ValueError(f"X has {X.n_neurons} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input "
+                             f"expecting {expected} features as input "
                              f"(neurons of the fitted data).")
         return self.input_encoder_.check(X)
 
