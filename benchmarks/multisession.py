@@ -96,13 +96,14 @@ def pretrain(args, sessions, seed):
 def cross_session_decoding(pre, sessions, behavior, rng):
     """R² x 100 of ridge decoders on the pretrainer's latents: matrix ``[train, test]`` over
     sessions (diagonal: within a session, half of its trials to each side) and the chance
-    level (decoders fitted on shuffled behaviour, scored on the other sessions)."""
+    level (decoders fitted on shuffled behaviour, scored on the other sessions), and the
+    across-session R² x 100 of every behaviour variable (mean over session pairs)."""
     Z = pre.transform(SpikeWindows.from_sessions(sessions))
     bounds = np.cumsum([0] + [len(x) for x in sessions])
     latents = [Z[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     n = len(sessions)
     matrix = np.zeros((n, n))
-    chance = []
+    chance, per_target = [], []
     for a in range(n):
         first = sessions[a].trial < np.median(np.unique(sessions[a].trial))
         within = ridge().fit(latents[a][first], behavior[a][first])
@@ -111,9 +112,12 @@ def cross_session_decoding(pre, sessions, behavior, rng):
         shuffled = ridge().fit(latents[a], behavior[a][rng.permutation(len(behavior[a]))])
         for b in range(n):
             if b != a:
-                matrix[a, b] = r2(behavior[b], decoder.predict(latents[b]))
+                predicted = decoder.predict(latents[b])
+                matrix[a, b] = r2(behavior[b], predicted)
+                per_target.append(100.0 * r2_score(behavior[b], predicted,
+                                                   multioutput="raw_values"))
                 chance.append(r2(behavior[b], shuffled.predict(latents[b])))
-    return matrix, float(np.mean(chance))
+    return matrix, float(np.mean(chance)), np.mean(per_target, axis=0)
 
 
 def run_draw(args, draw, log):
@@ -153,13 +157,17 @@ def run_draw(args, draw, log):
         rows.append(dict(draw=draw, method=method, r2=r2(y_new[test], pred),
                          seconds=time.perf_counter() - t0))
         log(f"  {method:8s} R2x100 {rows[-1]['r2']:7.2f}  ({rows[-1]['seconds']:.1f} s)")
-    matrix, chance = cross_session_decoding(pre_multi, others, y_others, rng)
+    matrix, chance, per_target = cross_session_decoding(pre_multi, others, y_others, rng)
     off = matrix[~np.eye(len(matrix), dtype=bool)]
     log(f"  cross-session latent decoding R2x100: within {np.diag(matrix).mean():.1f}, "
-        f"across {off.mean():.1f}, chance {chance:.1f}")
+        f"across {off.mean():.1f} ("
+        + ", ".join(f"{n} {v:.1f}" for n, v in zip(data.behavior_names, per_target))
+        + f"), chance {chance:.1f}")
     rows += [dict(draw=draw, method="latents: within session", r2=np.diag(matrix).mean()),
-             dict(draw=draw, method="latents: across sessions", r2=off.mean()),
-             dict(draw=draw, method="latents: chance (shuffled)", r2=chance)]
+             dict(draw=draw, method="latents: across sessions", r2=off.mean())]
+    rows += [dict(draw=draw, method=f"latents: across sessions, {name}", r2=value)
+             for name, value in zip(data.behavior_names, per_target)]
+    rows.append(dict(draw=draw, method="latents: chance (shuffled)", r2=chance))
     return rows, matrix
 
 

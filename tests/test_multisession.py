@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -208,3 +213,17 @@ def test_make_multisession_data_ground_truth():
     np.testing.assert_array_equal(again.windows.neuron, data.windows.neuron)
     with pytest.raises(ValueError, match="n_neurons"):
         make_multisession_data(n_sessions=3, n_neurons=[5, 9, 7, 3])
+
+
+def test_benchmark_small_runs(tmp_path):
+    """benchmarks/multisession.py --small (the GPU run's figures are in benchmarks/README.md)."""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "multisession.py"),
+                           "--small", "--device", "cpu", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| adapted |" in done.stdout and "| latents: across sessions |" in done.stdout
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert {"adapted", "single", "scratch", "ridge"} <= set(table["method"])
+    assert table["mean"].notna().all()
