@@ -171,7 +171,20 @@ def run_draw(args, draw, log):
     return rows, matrix
 
 
+def paired_differences(raw):
+    """Per draw, adapted minus each other method (same data, same labelled rows)."""
+    wide = raw.pivot(index="draw", columns="method", values="r2")
+    rows = []
+    if "adapted" in wide:
+        for other in ("single", "scratch", "ridge"):
+            if other in wide:
+                rows += [dict(draw=d, method=f"adapted - {other} (paired)", r2=v)
+                         for d, v in (wide["adapted"] - wide[other]).items()]
+    return pd.DataFrame(rows)
+
+
 def summarize(raw):
+    raw = pd.concat([raw, paired_differences(raw)], ignore_index=True)
     table = raw.groupby("method", sort=False)["r2"].agg(
         mean="mean", sd=lambda s: float(np.std(s, ddof=1)) if len(s) > 1 else 0.0,
         draws="size").reset_index()
@@ -209,6 +222,8 @@ def plot(raw, matrix, path):
     right.set_title("ridge on pretrainer latents (last draw)")
     for (a, b), value in np.ndenumerate(matrix):
         right.text(b, a, f"{value:.0f}", ha="center", va="center", color="w", fontsize=8)
+    right.set_xticks(range(len(matrix)))
+    right.set_yticks(range(len(matrix)))
     fig.colorbar(image, ax=right, label="R² x 100")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
