@@ -42,6 +42,8 @@ def ctx(tmp_path_factory):
     return types.SimpleNamespace(
         X=X, y=y, labels=labels, pre=pre, reg=REG(**FAST).fit(X, y),
         clf=CLF(**FAST).fit(X, labels), saved=saved, folder=folder,
+        pre_ms=PRE(**FAST).fit([X, make_spiking_data(n_neurons=5, duration=2.0,
+                                                     random_state=1).windows]),
         no_past=SpikeWindows.from_array(X.to_counts(), dt=X.dt),
         short=SpikeWindows.from_array(X.to_counts()[:, :, :3], dt=X.dt))
 
@@ -165,9 +167,24 @@ CASES = [
      ValueError, "preset='paper'"),
     ("pretrained of another type", lambda ctx: REG(pretrained=3, **FAST).fit(ctx.X, ctx.y),
      ValueError, "'pretrained' parameter"),
-    ("pretrained, other neurons",
-     lambda ctx: REG(pretrained=ctx.saved, **FAST).fit(np.ones((6, 5, 5)), np.ones(6)),
-     ValueError, "neurons"),
+    ("pretrained, a known session with other neurons",
+     lambda ctx: REG(pretrained=FrozenEstimator(ctx.pre_ms), **FAST).fit(
+         SpikeWindows.from_sessions([ctx.X[:20]], keys=[1]), ctx.y[:20]),
+     ValueError, "session 1 has 8 neurons in X, but 5"),
+    ("adapt unknown", fit(REG, adapt="all"), ValueError, "'adapt' parameter"),
+    # ------------------------------------------------------------------------ sessions
+    ("sessions of other window geometry", lambda ctx: PRE(**FAST).fit([ctx.X, ctx.no_past]),
+     ValueError, "sessions must share dt, window and prev_window"),
+    ("sessions with duplicate keys",
+     lambda ctx: SpikeWindows.from_sessions([ctx.X, ctx.X], keys=["a", "a"]), ValueError,
+     "distinct session keys"),
+    ("session unknown in score",
+     lambda ctx: ctx.pre_ms.score(SpikeWindows.from_sessions([ctx.X], keys=["z"])),
+     ValueError, "session 'z', unknown to the model"),
+    ("no session table for a multi-session model", lambda ctx: ctx.pre_ms.transform(ctx.X),
+     ValueError, "no session table"),
+    ("session table without session", lambda ctx: ctx.X._replace(sessions=("a",)),
+     ValueError, "go together"),
     ("freeze without pretrained", fit(REG, freeze="backbone"), ValueError, "needs pretrained"),
     # ---------------------------------------------------------------------- methods
     ("sample past unknown", lambda ctx: ctx.pre.sample(ctx.X[:4], past="bogus"), ValueError,

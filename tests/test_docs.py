@@ -20,7 +20,7 @@ PUBLIC_MODULES = ["nfestimators", "nfestimators.data", "nfestimators.datasets",
                   "nfestimators.metrics", "nfestimators.plotting", "nfestimators.model",
                   "nfestimators.training"]
 # Described in the text of the API page rather than given a page of their own.
-DESCRIBED_IN_TEXT = {"__version__", "datasets", "PRESETS", "window_f1_scorer",
+DESCRIBED_IN_TEXT = {"__version__", "datasets", "PRESETS", "UNIT_TABLES", "window_f1_scorer",
                      "psth_correlation_scorer", "pearson_r_scorer"}
 
 

@@ -47,6 +47,9 @@ class TokenStore:
     y_reg : ndarray (n_samples, n_targets), optional
     y_cls : ndarray (n_samples,), optional
         Class indices.
+    unit_range : ndarray (n_samples, 2), optional
+        Multi-session data: the ids ``[lo, hi)`` of every window's session in the
+        concatenated unit vocabulary (an input of the id head, so in every batch).
     pad_multiple : int, default=8
         Sequence lengths are rounded up to a multiple of this (within the block size):
         fewer distinct shapes for kernel selection and compilation, aligned tensor cores.
@@ -66,7 +69,7 @@ class TokenStore:
     """
 
     def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
-                 frame_norm=(0.0, 1.0), behavior=None, y_reg=None, y_cls=None, pad_multiple=8):
+                 frame_norm=(0.0, 1.0), behavior=None, y_reg=None, y_cls=None, unit_range=None, pad_multiple=8):
         self.device = torch.device(device)
         self.pad_multiple = int(pad_multiple)
         self.length = np.asarray(tokens.length)
@@ -81,6 +84,7 @@ class TokenStore:
         self.behavior = _to_device(behavior, device, torch.float32)
         self.y_reg = _to_device(y_reg, device, torch.float32)
         self.y_cls = _to_device(y_cls, device, torch.long)
+        self.unit_range = _to_device(unit_range, device, torch.long)
 
     def __len__(self):
         return len(self.length)
@@ -115,7 +119,8 @@ class TokenStore:
         if self.stimulus is not None:
             clips = self.stimulus[self.frame_index[idx]].unsqueeze(1)  # (B, 1, F, H, W)
             batch["frames"] = (clips - self.frame_mean) / self.frame_scale
-        for key in ("behavior", "y_reg", "y_cls") if targets else ("behavior",):
+        inputs = ("behavior", "unit_range")
+        for key in inputs + ("y_reg", "y_cls") if targets else inputs:
             value = getattr(self, key)
             if value is not None:
                 batch[key] = value[idx]

@@ -60,6 +60,14 @@ class SpikeWindows(WindowBuilders):
         Behaviour values per window (usable as model inputs).
     behavior_names : sequence of str, optional
         Names of the behaviour columns.
+    session : array-like of int, shape (n_samples,), optional
+        Recording session of each window, as a position in ``sessions``; None for one
+        session. Neuron ids are per session: a window of session ``s`` holds ids below
+        ``session_n_neurons[s]``. Build multi-session windows with :meth:`from_sessions`.
+    sessions : sequence of str or int, optional
+        The session keys (needed with ``session``).
+    session_n_neurons : sequence of int, optional
+        Neurons of every session (needed with ``session``); ``n_neurons`` is their maximum.
 
     Examples
     --------
@@ -78,7 +86,8 @@ class SpikeWindows(WindowBuilders):
 
     def __init__(self, neuron, bin, offsets, *, n_neurons, dt, n_bins, prev_neuron=None,
                  prev_bin=None, prev_offsets=None, n_prev_bins=0, window_end=None, trial=None,
-                 stimulus=None, frame_index=None, behavior=None, behavior_names=None):
+                 stimulus=None, frame_index=None, behavior=None, behavior_names=None,
+                 session=None, sessions=None, session_n_neurons=None):
         self.neuron = np.asarray(neuron, dtype=np.int32)
         self.bin = np.asarray(bin, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -104,7 +113,13 @@ class SpikeWindows(WindowBuilders):
         if behavior_names is None and self.behavior is not None:
             behavior_names = [f"behavior_{i}" for i in range(self.behavior.shape[1])]
         self.behavior_names = None if behavior_names is None else tuple(behavior_names)
+        self.session = None if session is None else np.asarray(session, dtype=np.int64)
+        self.sessions = None if sessions is None else tuple(
+            k.item() if isinstance(k, np.generic) else k for k in sessions)
+        self.session_n_neurons = (None if session_n_neurons is None
+                                  else tuple(int(n) for n in session_n_neurons))
         self._validate()
+        self._validate_sessions()
 
     # ------------------------------------------------------------------ checks
     def _validate(self):
@@ -143,6 +158,32 @@ class SpikeWindows(WindowBuilders):
             if self.frame_index.min() < 0 or self.frame_index.max() >= len(self.stimulus):
                 raise ValueError("frame_index points outside the stimulus movie.")
 
+    def _validate_sessions(self):
+        given = [x is not None for x in (self.session, self.sessions, self.session_n_neurons)]
+        if not any(given):
+            return
+        if not all(given):
+            raise ValueError("session, sessions and session_n_neurons go together: give all "
+                             "three (SpikeWindows.from_sessions builds them) or none.")
+        n_sessions = len(self.sessions)
+        if n_sessions < 1 or len(self.session_n_neurons) != n_sessions:
+            raise ValueError(f"session_n_neurons must have one entry per session "
+                             f"({n_sessions}); got {len(self.session_n_neurons)}.")
+        if len(set(self.sessions)) != n_sessions:
+            raise ValueError(f"sessions must be distinct keys; got {list(self.sessions)}.")
+        if min(self.session_n_neurons) < 1 or max(self.session_n_neurons) > self.n_neurons:
+            raise ValueError("session_n_neurons must lie in [1, n_neurons].")
+        if len(self.session) != len(self):
+            raise ValueError(f"session must have one entry per window ({len(self)}).")
+        if len(self.session) and (self.session.min() < 0 or self.session.max() >= n_sessions):
+            raise ValueError(f"session values must be positions in sessions [0, {n_sessions}).")
+        limit = np.asarray(self.session_n_neurons, dtype=np.int64)[self.session]  # (n,)
+        for name, neuron, offsets in (("neuron", self.neuron, self.offsets),
+                                      ("prev_neuron", self.prev_neuron, self.prev_offsets)):
+            if np.any(neuron >= np.repeat(limit, np.diff(offsets))):
+                raise ValueError(f"{name} ids must lie below their session's number of "
+                                 "neurons (session_n_neurons).")
+
     # ------------------------------------------------------------- array API
     def __len__(self):
         return len(self.offsets) - 1
@@ -179,6 +220,8 @@ class SpikeWindows(WindowBuilders):
             extras.append(f"frames={self.n_frames}x{self.stimulus.shape[1]}x{self.stimulus.shape[2]}")
         if self.behavior is not None:
             extras.append(f"behavior={list(self.behavior_names)}")
+        if self.sessions is not None:
+            extras.append(f"sessions={len(self.sessions)}")
         extra = ", " + ", ".join(extras) if extras else ""
         return (f"SpikeWindows(n_samples={len(self)}, n_neurons={self.n_neurons}, "
                 f"window={self.window:g}s, dt={self.dt:g}s{extra})")
@@ -201,6 +244,7 @@ class SpikeWindows(WindowBuilders):
             window_end=self.window_end[idx], trial=self.trial[idx],
             frame_index=None if self.frame_index is None else self.frame_index[idx],
             behavior=None if self.behavior is None else self.behavior[idx],
+            session=None if self.session is None else self.session[idx],
         )
 
     def _replace(self, **changes):
@@ -210,7 +254,8 @@ class SpikeWindows(WindowBuilders):
             prev_offsets=self.prev_offsets, n_prev_bins=self.n_prev_bins,
             window_end=self.window_end, trial=self.trial, stimulus=self.stimulus,
             frame_index=self.frame_index, behavior=self.behavior,
-            behavior_names=self.behavior_names,
+            behavior_names=self.behavior_names, session=self.session, sessions=self.sessions,
+            session_n_neurons=self.session_n_neurons,
         )
         fields.update(changes)
         return SpikeWindows(**fields)
@@ -343,7 +388,7 @@ class SpikeWindows(WindowBuilders):
             prev_neuron=copy(self.prev_neuron), prev_bin=copy(self.prev_bin),
             prev_offsets=copy(self.prev_offsets), window_end=copy(self.window_end),
             trial=copy(self.trial), frame_index=copy(self.frame_index),
-            behavior=copy(self.behavior))
+            behavior=copy(self.behavior), session=copy(self.session))
 
     def without(self, *modalities):
         """A copy without the given input modalities, ``"frames"`` and / or ``"behavior"``
@@ -380,6 +425,10 @@ class SpikeWindows(WindowBuilders):
                 raise ValueError("all parts must share n_neurons, n_bins, n_prev_bins and dt.")
             if p.stimulus is not first.stimulus:
                 raise ValueError("all parts must share one stimulus array.")
+            if (p.sessions, p.session_n_neurons) != (first.sessions, first.session_n_neurons):
+                raise ValueError("all parts must share one session table (sessions and "
+                                 "session_n_neurons); use SpikeWindows.from_sessions to join "
+                                 "recordings of different sessions.")
 
         def cat(name):
             return np.concatenate([getattr(p, name) for p in parts])
@@ -398,7 +447,133 @@ class SpikeWindows(WindowBuilders):
             frame_index=cat("frame_index") if has["frame_index"] else None,
             behavior=cat("behavior") if has["behavior"] else None,
             behavior_names=first.behavior_names if has["behavior"] else None,
+            session=None if first.session is None else cat("session"),
         )
+
+    @property
+    def n_sessions(self):
+        """Number of recording sessions in the session table (1 without one)."""
+        return 1 if self.sessions is None else len(self.sessions)
+
+    def session_of_windows(self):
+        """The session key of every window, as an object array (``None`` entries when ``X``
+        has no session table)."""
+        if self.session is None:
+            return np.full(len(self), None, dtype=object)
+        return np.asarray(self.sessions, dtype=object)[self.session]
+
+    def split_sessions(self):
+        """The windows of every session, as a dict of session key -> single-session
+        SpikeWindows (local neuron ids, that session's ``n_neurons``); the inverse of
+        :meth:`from_sessions` (up to the trial ids, which stay distinct across sessions).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = SpikeWindows.from_counts(np.ones((3, 20), int), dt=0.01, window=0.05)
+        >>> b = SpikeWindows.from_counts(np.ones((5, 20), int), dt=0.01, window=0.05)
+        >>> X = SpikeWindows.from_sessions([a, b], keys=["a", "b"])
+        >>> {k: v.n_neurons for k, v in X.split_sessions().items()}
+        {'a': 3, 'b': 5}
+        """
+        if self.session is None:
+            return {None: self}
+        parts = {}
+        for s, key in enumerate(self.sessions):
+            part = self[self.session == s]
+            parts[key] = part._replace(n_neurons=self.session_n_neurons[s], session=None,
+                                       sessions=None, session_n_neurons=None)
+        return parts
+
+    @classmethod
+    def from_sessions(cls, parts, keys=None):
+        """Join the windows of several recording sessions into one container.
+
+        Every session keeps its own neurons (ids ``0 .. n_neurons - 1`` of that session);
+        the result records the session of every window (``session``), the session keys
+        (``sessions``) and the neurons of each (``session_n_neurons``). Sessions must share
+        the time bins and window geometry; their neuron counts and lengths may differ.
+
+        Parameters
+        ----------
+        parts : sequence of SpikeWindows
+            One single-session container per session.
+        keys : sequence of str or int, optional
+            Distinct session keys (names); default the positions ``0, 1, ...``.
+
+        Returns
+        -------
+        SpikeWindows
+            ``n_neurons`` is the largest session's; trial ids are offset so that no two
+            sessions share one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = SpikeWindows.from_counts(np.ones((3, 20), int), dt=0.01, window=0.05)
+        >>> b = SpikeWindows.from_counts(np.ones((5, 40), int), dt=0.01, window=0.05)
+        >>> X = SpikeWindows.from_sessions([a, b], keys=["mouse1", "mouse2"])
+        >>> len(X), X.n_neurons, X.sessions, X.session_n_neurons
+        (12, 5, ('mouse1', 'mouse2'), (3, 5))
+        """
+        parts = list(parts)
+        if not parts or not all(isinstance(p, SpikeWindows) for p in parts):
+            raise TypeError("parts must be a non-empty sequence of SpikeWindows (one per "
+                            "session).")
+        keys = list(range(len(parts))) if keys is None else list(keys)
+        if len(keys) != len(parts) or len(set(keys)) != len(keys):
+            raise ValueError(f"keys must be {len(parts)} distinct session keys, one per part; "
+                             f"got {keys}.")
+        first = parts[0]
+        for i, p in enumerate(parts):
+            if p.session is not None:
+                raise ValueError(f"parts[{i}] already holds several sessions; join "
+                                 "single-session containers (X.split_sessions() splits one).")
+            if (p.n_bins, p.n_prev_bins) != (first.n_bins, first.n_prev_bins) or not np.isclose(
+                    p.dt, first.dt):
+                raise ValueError(
+                    f"parts[{i}] has windows of {p.n_bins} bins (past {p.n_prev_bins}) of "
+                    f"{p.dt:g} s, parts[0] of {first.n_bins} (past {first.n_prev_bins}) of "
+                    f"{first.dt:g} s: sessions must share dt, window and prev_window.")
+            if (p.behavior is None) != (first.behavior is None) or (
+                    p.behavior is not None and p.behavior_names != first.behavior_names):
+                raise ValueError(f"parts[{i}] and parts[0] carry different behaviour "
+                                 "variables; every session needs the same behavior_names.")
+            if (p.frame_index is None) != (first.frame_index is None) or (
+                    p.frame_index is not None
+                    and (p.n_frames, *np.shape(p.stimulus)[1:])
+                    != (first.n_frames, *np.shape(first.stimulus)[1:])):
+                raise ValueError(f"parts[{i}] and parts[0] have different stimulus clips; "
+                                 "every session needs frames of one shape, or none.")
+
+        def cat(name):
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        def cat_offsets(name):
+            return offsets_from_lengths(np.concatenate([np.diff(getattr(p, name))
+                                                        for p in parts]))
+
+        trial_start = np.cumsum([0] + [int(p.trial.max(initial=-1)) + 1 for p in parts])
+        stimulus, frame_index = None, None
+        if first.frame_index is not None:
+            shared = all(p.stimulus is first.stimulus for p in parts)
+            movies = [first.stimulus] if shared else [p.stimulus for p in parts]
+            frame_start = np.cumsum([0] + [len(m) for m in movies])
+            stimulus = first.stimulus if shared else np.concatenate(movies)
+            frame_index = np.concatenate([p.frame_index + (0 if shared else frame_start[i])
+                                          for i, p in enumerate(parts)])
+        return cls(
+            cat("neuron"), cat("bin"), cat_offsets("offsets"),
+            n_neurons=max(p.n_neurons for p in parts), dt=first.dt, n_bins=first.n_bins,
+            prev_neuron=cat("prev_neuron"), prev_bin=cat("prev_bin"),
+            prev_offsets=cat_offsets("prev_offsets"), n_prev_bins=first.n_prev_bins,
+            window_end=cat("window_end"),
+            trial=np.concatenate([p.trial + trial_start[i] for i, p in enumerate(parts)]),
+            stimulus=stimulus, frame_index=frame_index,
+            behavior=None if first.behavior is None else cat("behavior"),
+            behavior_names=first.behavior_names,
+            session=np.repeat(np.arange(len(parts)), [len(p) for p in parts]),
+            sessions=keys, session_n_neurons=[p.n_neurons for p in parts])
 
 
 def _trial_ids(trial):

@@ -87,10 +87,14 @@ class NeuroformerBase(BaseEstimator):
 
     # ------------------------------------------------------------------- input checks
     def _check_X(self, X, *, reset):
-        """Validate ``X``: SpikeWindows (count arrays are converted), with the neurons of the
-        fit and, after fit, its time bins, window geometry and inputs (``input_encoder_``)."""
+        """Validate ``X``: SpikeWindows (count arrays are converted; a list of SpikeWindows is
+        one session each, joined by :meth:`SpikeWindows.from_sessions`), with the neurons of
+        the fit (of every session, for multi-session models) and, after fit, its time bins,
+        window geometry and inputs (``input_encoder_``)."""
         if not reset:
             check_is_fitted(self)
+        if isinstance(X, (list, tuple)) and X and all(isinstance(p, SpikeWindows) for p in X):
+            X = SpikeWindows.from_sessions(X)  # one SpikeWindows per session
         if not isinstance(X, SpikeWindows):
             check_not_spike_table(X)
             X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
@@ -105,9 +109,15 @@ class NeuroformerBase(BaseEstimator):
         if reset:
             self.n_features_in_ = X.n_neurons
             return X
-        if X.n_neurons != self.n_features_in_:
+        inputs = self.input_encoder_
+        expected = self.n_features_in_
+        if inputs.sessions is not None:  # neurons checked per session
+            if X.session is not None or inputs.default_session is None:
+                return inputs.check(X)
+            expected = inputs.session_n_neurons[inputs.sessions.index(inputs.default_session)]
+        if X.n_neurons != expected:
             raise ValueError(f"X has {X.n_neurons} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input "
+                             f"expecting {expected} features as input "
                              f"(neurons of the fitted data).")
         return self.input_encoder_.check(X)
 
@@ -166,6 +176,12 @@ class NeuroformerBase(BaseEstimator):
             block_size_prev=int(tok.max_prev_tokens),
             n_behavior_inputs=inputs.n_behavior_inputs, n_targets=n_targets,
             n_classes=n_classes, **overrides)
+
+    @property
+    def sessions_(self):
+        """Keys of the recording sessions the model knows, in the order of their rows in
+        the unit vocabulary (None for a one-session model; part of ``input_encoder_``)."""
+        return self.input_encoder_.sessions
 
     def _train(self, store, weights, bprop, **kwargs):
         """One skorch fit of ``model_config_`` on ``store`` (see ``_training.train``)."""

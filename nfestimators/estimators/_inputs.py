@@ -10,6 +10,7 @@ through :meth:`InputEncoder.state` / :meth:`InputEncoder.from_state`.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import clone
 
 from ..data import SpikeTokenizer, TokenStore
 
@@ -105,10 +106,20 @@ class InputEncoder:
         Mean and scale of the stimulus frames; None when fitted without frames.
     frames_shape : tuple of int or None
         ``(n_frames, height, width)`` of a window's clip.
+    sessions : tuple of str or int, or None
+        Multi-session models: the session keys, in the order of their rows in the
+        concatenated unit vocabulary (session ``s`` owns ids ``unit_offsets[s] ..
+        unit_offsets[s + 1] - 1``). None: one session, whose neuron ids are the tokens.
+    session_n_neurons : tuple of int or None
+        Neurons of every session.
+    default_session : str or int or None
+        The session of windows that carry no session table (the session of a fit on one
+        session); None: such windows are refused.
     """
 
     def __init__(self, tokenizer, *, dt=None, behavior_inputs=(), behavior_mean=None,
-                 behavior_scale=None, frame_norm=None, frames_shape=None):
+                 behavior_scale=None, frame_norm=None, frames_shape=None, sessions=None,
+                 session_n_neurons=None, default_session=None):
         self.tokenizer = tokenizer
         self.dt = dt
         self.behavior_inputs = tuple(behavior_inputs)
@@ -116,6 +127,10 @@ class InputEncoder:
         self.behavior_scale = behavior_scale
         self.frame_norm = frame_norm
         self.frames_shape = frames_shape
+        self.sessions = None if sessions is None else tuple(sessions)
+        self.session_n_neurons = (None if session_n_neurons is None
+                                  else tuple(int(n) for n in session_n_neurons))
+        self.default_session = default_session
 
     @classmethod
     def fit(cls, X, *, dt, behavior_inputs, max_tokens, max_prev_tokens, token_cap):
@@ -128,9 +143,13 @@ class InputEncoder:
         def budget(given, n_spikes):
             return int(given) if given is not None else auto_token_budget(n_spikes, token_cap)
 
-        tokenizer = SpikeTokenizer(budget(max_tokens, X.n_spikes()),
-                                   budget(max_prev_tokens, X.n_spikes(past=True))).fit(X)
         kwargs = {"dt": dt, "behavior_inputs": tuple(behavior_inputs)}
+        if X.sessions is not None:
+            kwargs.update(sessions=X.sessions, session_n_neurons=X.session_n_neurons,
+                          default_session=X.sessions[0] if X.n_sessions == 1 else None)
+        tokenizer = SpikeTokenizer(budget(max_tokens, X.n_spikes()),
+                                   budget(max_prev_tokens, X.n_spikes(past=True)))
+        tokenizer.fit(cls(None, **kwargs).global_windows(X)[0])
         columns = behavior_columns(X, kwargs["behavior_inputs"])
         if columns:
             kwargs["behavior_mean"], kwargs["behavior_scale"] = _standardization(
@@ -145,9 +164,119 @@ class InputEncoder:
     def n_behavior_inputs(self):
         return len(self.behavior_inputs)
 
+    # ------------------------------------------------------------------ sessions
+    @property
+    def unit_offsets(self):
+        """First id of every session in the unit vocabulary, then the total, (n_sessions + 1,)."""
+        return np.concatenate([[0], np.cumsum(self.session_n_neurons)]).astype(np.int64)
+
+    def session_positions(self, X, *, allow_new=False):
+        """Position in ``sessions`` of every window's session, (n_samples,) int64.
+
+        Windows without a session table belong to ``default_session``. With ``allow_new``,
+        sessions the encoder does not know get position -1 instead of an error.
+        """
+        if X.session is None:
+            if self.default_session is None and not allow_new:
+                raise ValueError(
+                    f"X carries no session table, but the model knows {len(self.sessions)} "
+                    f"sessions {list(self.sessions)}; say which one X is, e.g. "
+                    "SpikeWindows.from_sessions([X], keys=[key]).")
+            if self.default_session is None:
+                return np.full(len(X), -1, np.int64)
+            keys, n_neurons, session = (self.default_session,), (X.n_neurons,), None
+        else:
+            keys, n_neurons, session = X.sessions, X.session_n_neurons, X.session
+        known = {key: s for s, key in enumerate(self.sessions)}
+        used = range(len(keys)) if session is None else np.unique(session)
+        position = np.full(len(keys), -1, np.int64)
+        for k in used:
+            key = keys[k]
+            if key not in known:
+                if allow_new:
+                    continue
+                raise ValueError(f"X holds session {key!r}, unknown to the model (its "
+                                 f"sessions are {list(self.sessions)}); finetune a "
+                                 "NeuroformerRegressor or NeuroformerClassifier with "
+                                 "pretrained=... on it to add it.")
+            position[k] = known[key]
+            if n_neurons[k] != self.session_n_neurons[known[key]]:
+                raise ValueError(f"session {key!r} has {n_neurons[k]} neurons in X, but "
+                                 f"{self.session_n_neurons[known[key]]} in the model.")
+        return position[0] if session is None else position[session]
+
+    def global_windows(self, X):
+        """``X`` with neuron ids in the unit vocabulary: each window's ids offset by its
+        session's first id, ``n_neurons`` the vocabulary's, no session table; and the
+        ``(n_samples, 2)`` unit range ``[lo, hi)`` of every window's session (None for a
+        one-session encoder, whose ids are already the tokens)."""
+        if self.sessions is None:
+            return X, None
+        position = np.broadcast_to(self.session_positions(X), (len(X),))
+        offsets = self.unit_offsets
+        lo = offsets[position]
+        unit_range = np.stack([lo, offsets[position + 1]], axis=1)
+        return X._replace(
+            neuron=X.neuron + np.repeat(lo, X.n_spikes()).astype(np.int32),
+            prev_neuron=X.prev_neuron + np.repeat(lo, X.n_spikes(past=True)).astype(np.int32),
+            n_neurons=int(offsets[-1]), session=None, sessions=None,
+            session_n_neurons=None), unit_range
+
+    def with_new_sessions(self, X):
+        """This encoder with the sessions of ``X`` it does not know appended (a one-session
+        encoder first becomes a session table of key 0), and the number of neurons added.
+
+        A window without a session table is a new session when the model has no default
+        session or its default session has other neurons than ``X``; it gets the key
+        ``len(sessions)`` (the next position), or the next free integer.
+        """
+        inputs = self
+        if self.sessions is None:
+            inputs = self._copy(sessions=(0,), session_n_neurons=(self.tokenizer.n_neurons_,),
+                                default_session=0)
+        if X.session is None:
+            default = inputs.default_session
+            if default is not None and inputs.session_n_neurons[
+                    inputs.sessions.index(default)] == X.n_neurons:
+                return inputs, 0
+            key = len(inputs.sessions)
+            while key in inputs.sessions:
+                key += 1
+            new = [(key, X.n_neurons)]
+            default = key
+        else:
+            position = inputs.session_positions(X, allow_new=True)
+            new_ids = np.unique(X.session[position < 0])
+            new = [(X.sessions[k], X.session_n_neurons[k]) for k in new_ids]
+            default = X.sessions[0] if X.n_sessions == 1 else inputs.default_session
+        if not new:
+            return inputs._copy(default_session=default), 0
+        sessions = inputs.sessions + tuple(k for k, _ in new)
+        n_neurons = inputs.session_n_neurons + tuple(n for _, n in new)
+        grown = inputs._copy(sessions=sessions, session_n_neurons=n_neurons,
+                             default_session=default)
+        tok = self.tokenizer
+        geometry = X._replace(n_neurons=sum(n_neurons), neuron=X.neuron[:0], bin=X.bin[:0],
+                              offsets=np.zeros(len(X) + 1, np.int64),
+                              prev_neuron=X.prev_neuron[:0], prev_bin=X.prev_bin[:0],
+                              prev_offsets=np.zeros(len(X) + 1, np.int64), session=None,
+                              sessions=None, session_n_neurons=None)
+        grown.tokenizer = clone(tok).fit(geometry.rebin(self.dt))
+        return grown, sum(n for _, n in new)
+
+    def _copy(self, **changes):
+        fields = dict(dt=self.dt, behavior_inputs=self.behavior_inputs,
+                      behavior_mean=self.behavior_mean, behavior_scale=self.behavior_scale,
+                      frame_norm=self.frame_norm, frames_shape=self.frames_shape,
+                      sessions=self.sessions, session_n_neurons=self.session_n_neurons,
+                      default_session=self.default_session)
+        fields.update(changes)
+        return InputEncoder(self.tokenizer, **fields)
+
     def check(self, X):
         """``X`` in the fitted time bins, after checking it has the fitted geometry and inputs."""
-        X = self.tokenizer.check_windows(X.rebin(self.dt))
+        X = X.rebin(self.dt)
+        self.tokenizer.check_windows(self.global_windows(X)[0])
         tok = self.tokenizer
         if (X.n_bins, X.n_prev_bins) != (tok.n_bins_, tok.n_prev_bins_):
             raise ValueError(
@@ -175,8 +304,9 @@ class InputEncoder:
         if self.frame_norm is not None:
             inputs.update(stimulus=X.stimulus, frame_index=X.frame_index,
                           frame_norm=self.frame_norm)
+        X, unit_range = self.global_windows(X)
         return TokenStore(self.tokenizer.transform(X), device, pad_multiple=pad_multiple,
-                          **inputs)
+                          unit_range=unit_range, **inputs)
 
     def state(self):
         """Plain-value form (lists, numbers, strings), inverse of :meth:`from_state`."""
@@ -191,7 +321,10 @@ class InputEncoder:
                 "dt": self.dt, "behavior_inputs": list(self.behavior_inputs),
                 "behavior_mean": listed(self.behavior_mean),
                 "behavior_scale": listed(self.behavior_scale),
-                "frame_norm": listed(self.frame_norm), "frames_shape": listed(self.frames_shape)}
+                "frame_norm": listed(self.frame_norm), "frames_shape": listed(self.frames_shape),
+                "sessions": listed(self.sessions),
+                "session_n_neurons": listed(self.session_n_neurons),
+                "default_session": self.default_session}
 
     @classmethod
     def from_state(cls, state):
@@ -208,4 +341,7 @@ class InputEncoder:
         return cls(tokenizer, dt=state["dt"], behavior_inputs=state["behavior_inputs"],
                    behavior_mean=array(state["behavior_mean"]),
                    behavior_scale=array(state["behavior_scale"]),
-                   frame_norm=pair(state["frame_norm"]), frames_shape=pair(state["frames_shape"]))
+                   frame_norm=pair(state["frame_norm"]), frames_shape=pair(state["frames_shape"]),
+                   sessions=pair(state.get("sessions")),
+                   session_n_neurons=pair(state.get("session_n_neurons")),
+                   default_session=state.get("default_session"))

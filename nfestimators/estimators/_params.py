@@ -23,6 +23,7 @@ from ..model.config import COMPAT_SWITCHES, PRESETS, READOUTS
 from ..training.distributed import STRATEGIES
 
 FREEZE_OPTIONS = ("none", "backbone")
+ADAPT_OPTIONS = ("units", "units+all")
 SIZE_PARAMETERS = ("preset", "n_layers", "n_embd", "n_head", "compat")  # fixed by `pretrained`
 
 
@@ -50,9 +51,19 @@ PARAMETERS = {
         """Weights to start from: the path of a saved estimator (:meth:`save`), or a fitted
 :class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator` (so that
 ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from the same weights).
-The data must have the pretraining data's neurons and window geometry; the model size
-(``preset``, ``n_layers``, ``n_embd``, ``n_head``, ``compat``) is the pretrained one's.
-None trains from scratch."""),
+The data must have the pretraining data's window geometry; the model size (``preset``,
+``n_layers``, ``n_embd``, ``n_head``, ``compat``) is the pretrained one's. Windows of a
+session the pretrained model does not know (another recording: a session key it has not
+seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains from
+scratch."""),
+    "adapt": Parameter(
+        [StrOptions(set(ADAPT_OPTIONS))], '{"units+all", "units"}',
+        """With ``pretrained`` and a new session (see the multi-session page of the user guide):
+``"units"`` learns the new session's unit embeddings (its rows of the token embedding
+and of the id head) and the head, with the backbone frozen (unit identification, as
+POYO's); ``"units+all"`` then finetunes everything from there (``freeze="backbone"``
+stops after the first phase). Each phase trains up to ``max_epochs``. Ignored when
+every session of ``X`` is known."""),
     "freeze": Parameter(
         [StrOptions(set(FREEZE_OPTIONS))], '{"none", "backbone"}',
         """``"backbone"`` trains the new head only (linear probing of the pretrained model)."""),

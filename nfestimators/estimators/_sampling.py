@@ -139,7 +139,11 @@ def sample_windows(est, X, *, past, sampling, random_state, batch_size):
             generated = GeneratedTokens(*(np.concatenate(a) for a in zip(*parts)))
         else:
             generated = _closed_loop(est, X, run, max_new)
-    return X.with_events(*_generated_events(generated))
+    neuron, dt_token, offsets = _generated_events(generated)
+    _, unit_range = est.input_encoder_.global_windows(X)
+    if unit_range is not None:  # ids of the unit vocabulary -> the session's own
+        neuron = neuron - np.repeat(unit_range[:, 0], np.diff(offsets))
+    return X.with_events(neuron, dt_token, offsets)
 
 
 def _closed_loop(est, X, run, max_new):

@@ -6,9 +6,12 @@ import dataclasses
 import os
 
 import numpy as np
+import torch
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ..model import UNIT_TABLES, grow_unit_tables
 from ._base import NeuroformerBase
 from ._params import SIZE_PARAMETERS
 
@@ -33,7 +36,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     from its signature).
     """
 
-    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
+    def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
                  readout="mean+binned", preset="small", n_layers=None, n_embd=None,
                  n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
@@ -44,6 +47,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                  random_state=None, verbose=0):
         self.pretrained = pretrained
         self.freeze = freeze
+        self.adapt = adapt
         self.sclm_weight = sclm_weight
         self.readout = readout
         self.preset = preset
@@ -117,22 +121,31 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         """Build (or take over) the inputs and model, add the head, train.
 
         ``X`` comes from ``_start_fit``; ``targets`` is a dict of store arrays (``y_reg`` or
-        ``y_cls``); ``labels`` stratify the validation split.
+        ``y_cls``); ``labels`` stratify the validation split. With ``pretrained`` and
+        sessions it does not know, their unit rows are appended and trained first with the
+        backbone frozen, then (``adapt="units+all"``, ``freeze="none"``) everything.
         """
         source = self._pretrained_estimator()
         init_state = None
+        n_added = 0
         if source is None:
             if self.freeze != "none":
                 raise ValueError("freeze='backbone' needs pretrained weights (pretrained=...).")
             X = self._fit_inputs(X)
             config = self._model_config(n_targets=n_targets, n_classes=n_classes)
         else:
-            X = self._take_over_inputs(source, X)
+            X, n_added = self._take_over_inputs(source, X)
             config = dataclasses.replace(source.model_.config, n_targets=n_targets,
-                                         n_classes=n_classes, **self._dropout_fields())
+                                         n_classes=n_classes, **self._dropout_fields(),
+                                         n_neurons=self.tokenizer_.n_neurons_)
             # the backbone only: the head (of the new width, for the new readout) starts fresh
             init_state = {k: v for k, v in source.model_.state_dict().items()
                           if not k.startswith(tuple(HEADS.values()))}
+            if n_added:
+                seed = int(check_random_state(self.random_state).randint(2**31))
+                init_state = grow_unit_tables(
+                    init_state, source.model_.config.n_neurons, n_added,
+                    generator=torch.Generator().manual_seed(seed))
         store = self.input_encoder_.store(X, self.device_, targets)
         self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length),
                                                  **self._loss_config())
@@ -140,11 +153,20 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
+        fit = dict(weights=weights, bprop=bprop, labels=labels, jitter=int(self.augment_jitter),
+                   neuron_dropout=float(self.augment_neuron_dropout),
+                   ema_decay=None if self.ema_decay is None else float(self.ema_decay))
+        if n_added:  # unit identification: the new rows and the head, the backbone frozen
+            n_old = self.tokenizer_.n_neurons_ - n_added
+            rows = dict.fromkeys(UNIT_TABLES, (n_old, n_old + n_added))
+            self._train(store, init_state=init_state, trainable=(HEADS[objective],),
+                        trainable_rows=rows, **fit)
+            self.units_history_ = self.history_
+            if self.adapt == "units" or self.freeze == "backbone":
+                return self
+            init_state = self.model_.state_dict()
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
-        return self._train(store, weights, bprop, init_state=init_state, trainable=trainable,
-                           labels=labels, jitter=int(self.augment_jitter),
-                           neuron_dropout=float(self.augment_neuron_dropout),
-                           ema_decay=None if self.ema_decay is None else float(self.ema_decay))
+        return self._train(store, init_state=init_state, trainable=trainable, **fit)
 
     def _loss_config(self):
         """Model config fields of the supervised loss (the classifier's label smoothing)."""
@@ -167,16 +189,20 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         return fields
 
     def _take_over_inputs(self, source, X):
-        """Take the pretrained input encoder as a unit; refuse data it does not fit.
-        Returns ``X`` in its time bins."""
+        """Take the pretrained input encoder as a unit, with the sessions of ``X`` it does
+        not know appended; refuse data it does not fit. Returns ``X`` in its time bins and
+        the number of neurons added (0 when ``X`` holds known sessions only).
+
+        Windows without a session table are the pretrained model's session when it was
+        fitted on one session (or on one session table entry) of their neuron count, and a
+        new session otherwise."""
         inputs = source.input_encoder_
-        n_neurons = inputs.tokenizer.n_neurons_
-        if X.n_neurons != n_neurons:
-            raise ValueError(
-                f"X has {X.n_neurons} neurons, but the pretrained model's vocabulary has "
-                f"{n_neurons}; finetune on the same neurons as the pretraining data.")
         if self.dt not in (None, "auto") and not np.isclose(self.dt, inputs.tokenizer.dt_):
             raise ValueError(f"dt={self.dt} differs from the pretrained model's bins of "
                              f"{inputs.tokenizer.dt_:g} s; leave dt='auto' to use them.")
+        n_added = 0
+        same_neurons = X.session is None and X.n_neurons == inputs.tokenizer.n_neurons_
+        if inputs.sessions is not None or not same_neurons:
+            inputs, n_added = inputs.with_new_sessions(X.rebin(inputs.dt))
         self.input_encoder_ = inputs
-        return inputs.check(X)
+        return inputs.check(X), n_added

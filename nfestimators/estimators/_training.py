@@ -99,15 +99,18 @@ def _callbacks(est, steps, early_stopping, rank):
 
 
 def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=None, labels=None,
-          jitter=0, neuron_dropout=0.0, ema_decay=None):
+          trainable_rows=None, jitter=0, neuron_dropout=0.0, ema_decay=None):
     """Train a new model of ``est.model_config_`` on ``store`` with the skorch engine.
 
     Starts from ``init_state`` (missing keys stay freshly initialised) and updates only the
-    parameters whose names start with a prefix in ``trainable`` (all when None); ``labels``
-    stratify the validation split. ``jitter`` and ``neuron_dropout`` perturb the training
-    batches (:class:`~nfestimators.training.SpikeAugmenter`; validation batches are left
-    alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
-    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`). Sets ``model_``, ``history_``, ``n_epochs_`` (finished
+    parameters whose names start with a prefix in ``trainable`` (all when None), and the rows
+    ``lo:hi`` of the parameters ``trainable_rows`` maps to ``(lo, hi)`` (the new session's
+    units of the unit tables; their other rows end the fit exactly as in ``init_state``);
+    ``labels`` stratify the validation split. ``jitter`` and ``neuron_dropout`` perturb the
+    training batches (:class:`~nfestimators.training.SpikeAugmenter`; validation batches are
+    left alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
+    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`). Sets
+    ``model_``, ``history_``, ``n_epochs_`` (finished
     epochs) and ``best_epoch_`` (the epoch whose weights the model holds) of ``est``. A
     ``KeyboardInterrupt`` stops the fit cleanly with the weights of the best (or last)
     finished epoch and a warning.
@@ -134,6 +137,8 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         if trainable is not None:
             for name, param in model.named_parameters():
                 param.requires_grad_(name.startswith(tuple(trainable)))
+        row_hooks = [_train_rows_only(model, name, lo, hi)
+                     for name, (lo, hi) in (trainable_rows or {}).items()]
         if strategy == "ddp":
             torch.manual_seed(seed + rank)  # distinct dropout masks on every rank
         net = NeuroformerNet(
@@ -155,7 +160,10 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         valid = (TokenBatches(store, valid_rows, max(batch_size, 256), **shard)
                  if len(valid_rows) else None)
         net.fit((batches, valid))
+    for hook in row_hooks:
+        hook.remove()
     est.model_ = distributed.unwrap(net.module_)
+    _restore_frozen_rows(est.model_, trainable_rows, init_state)
     finished = [row for row in net.history
                 if "train_loss" in row and (valid is None or "valid_loss" in row)]
     est.history_ = History(finished)
@@ -168,3 +176,29 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
                       f"epoch(s); the model keeps the weights of epoch {est.best_epoch_}.",
                       UserWarning, stacklevel=3)
     return est
+
+
+def _train_rows_only(model, name, lo, hi):
+    """Train only the rows ``lo:hi`` of the parameter ``name``: the gradient of the other
+    rows is zeroed (so AdamW's moments of those rows stay 0 and never move them). Returns
+    the hook's handle. The row mask is built on the gradient's device (no host copy: the
+    step may be a CUDA graph)."""
+    param = model.get_parameter(name)
+    param.requires_grad_(True)
+
+    def keep_rows(grad):
+        rows = torch.arange(grad.shape[0], device=grad.device)
+        return grad * ((rows >= lo) & (rows < hi)).unsqueeze(-1).to(grad.dtype)
+
+    return param.register_hook(keep_rows)
+
+
+def _restore_frozen_rows(model, trainable_rows, init_state):
+    """Put back the rows outside ``lo:hi`` of every parameter of ``trainable_rows`` as they
+    were in ``init_state``: decoupled weight decay shrinks rows without a gradient too."""
+    with torch.no_grad():
+        for name, (lo, hi) in (trainable_rows or {}).items():
+            param = model.get_parameter(name)
+            start = init_state[name].to(param.device, param.dtype)
+            param[:lo].copy_(start[:lo])
+            param[hi:].copy_(start[hi:])

@@ -91,13 +91,25 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         X = self._fit_inputs(self._start_fit(X))
         self.model_config_ = self._model_config(contrastive=self._contrastive_modalities(X))
-        n_bins_seen = len(X) * X.n_bins
-        self.baseline_rates_ = np.bincount(X.neuron, minlength=X.n_neurons) / n_bins_seen
+        self.baseline_rates_ = self._training_rates(X)
         store = self.input_encoder_.store(X, self.device_)
         return self._train(store, LOSS_WEIGHTS, bprop=None)
 
     def _training_strategy(self):
         return self.strategy
+
+    def _training_rates(self, X):
+        """Mean spikes per bin of every neuron of the unit vocabulary in ``X`` (of every
+        session's neurons in that session's windows, for multi-session data)."""
+        X, unit_range = self.input_encoder_.global_windows(X)
+        counts = np.bincount(X.neuron, minlength=X.n_neurons)
+        if unit_range is None:
+            return counts / (len(X) * X.n_bins)
+        offsets = self.input_encoder_.unit_offsets
+        windows = np.bincount(np.searchsorted(offsets, unit_range[:, 0], side="right") - 1,
+                              minlength=len(offsets) - 1)  # windows of every session
+        bins_seen = np.repeat(windows * X.n_bins, np.diff(offsets))
+        return counts / np.maximum(bins_seen, 1)
 
     def _contrastive_names(self):
         """The ``contrastive`` parameter as a tuple of names (None for "auto")."""
@@ -245,8 +257,15 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         rates = np.maximum(self.baseline_rates_, 1.0 / (2 * len(X) * X.n_bins + 1))
         log_rates = np.log(rates)
         n_bins = X.n_bins
-        total_rate = rates.sum()
+        cumulative_rate = np.concatenate([[0.0], np.cumsum(rates)])
         config = self.model_.config
+
+        def total_rates(batch):
+            """Summed rate of the neurons of every row's session (all neurons: one session)."""
+            if "unit_range" not in batch:
+                return cumulative_rate[-1]
+            lo, hi = batch["unit_range"].cpu().numpy().T
+            return cumulative_rate[hi] - cumulative_rate[lo]
 
         def log_likelihoods(out, batch):
             # the training loss, per token: minus the log-likelihood of each next token
@@ -258,7 +277,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             is_spike = ids < config.n_neurons
             n_spikes = is_spike.sum(1)
             base = np.where(is_spike, log_rates[np.where(is_spike, ids, 0)], 0.0).sum(1)
-            base -= n_bins * total_rate + _log_factorial_of_repeats(ids, dts, is_spike)
+            base -= n_bins * total_rates(batch) + _log_factorial_of_repeats(ids, dts, is_spike)
             return np.stack([model_ll, base, n_spikes], axis=1)
 
         totals = self._forward_all(X, log_likelihoods, next_tokens=True).sum(0)

@@ -6,6 +6,7 @@ This subpackage depends on torch, numpy and the standard library only.
 from .config import (PRESETS, NeuroformerConfig, behavior_column, behavior_modality,
                      compat_fields, make_config)
 from .neuroformer import Neuroformer
+from .sessions import UNIT_TABLES, grow_unit_tables
 from .state import Context, DecodeState, eval_mode
 
 
@@ -44,5 +45,6 @@ def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id"
 
 
 __all__ = ["PRESETS", "Context", "DecodeState",
-           "Neuroformer", "NeuroformerConfig", "behavior_column", "behavior_modality",
-           "build_model", "compat_fields", "eval_mode", "make_config"]
+           "Neuroformer", "NeuroformerConfig", "UNIT_TABLES", "behavior_column",
+           "behavior_modality", "build_model", "compat_fields", "eval_mode",
+           "grow_unit_tables", "make_config"]

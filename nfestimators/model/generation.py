@@ -33,7 +33,7 @@ import torch
 
 from .state import eval_mode
 
-CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior")
+CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior", "unit_range")
 
 
 class GeneratedTokens(NamedTuple):
@@ -112,14 +112,16 @@ def _draw(logits, sampling, greedy, uniform):
     return torch.minimum(choice, last_allowed)
 
 
-def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, dt_limit):
+def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, dt_limit,
+                 unit_range=None):
     """Next id and dt for every row of the last-position final stream ``z`` (B, E), after
     the current tokens ``ids``, ``dts`` (B,).
 
     The dt is drawn first, then the id given it (:meth:`Neuroformer.token_logits`): with
     ``id_head="given_dt"`` the model's logits already exclude what cannot follow (an EOS dt
     is followed by the EOS id, which ends the window); with the paper's independent heads
-    the specials are excluded here and the window ends when the id drawn is EOS.
+    the specials are excluded here and the window ends when the id drawn is EOS. With
+    ``unit_range`` (B, 2) (multi-session models) only the row's session's neurons are drawn.
     """
     c = model.config
     logits_dt = model.dt_logits(z, dts).float().clone()
@@ -127,7 +129,7 @@ def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, 
     if c.id_head == "independent":
         logits_dt[:, c.n_dt:] = float("-inf")  # value tokens only
     next_dt = _draw(logits_dt, dt_sampling, greedy, uniform[:, 1])
-    logits_id = model.id_logits(z, ids, dts, next_dt).float().clone()
+    logits_id = model.id_logits(z, ids, dts, next_dt, unit_range).float().clone()
     if c.id_head == "independent":
         logits_id[:, [c.sos_id, c.pad_id]] = float("-inf")  # spikes or EOS only
     next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
@@ -190,12 +192,13 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
     active = torch.arange(B, device=device)  # window index of every row still generating
     seq_id = torch.full((B, 1), c.sos_id, dtype=torch.long, device=device)  # (b, t)
     seq_dt = torch.zeros((B, 1), dtype=torch.long, device=device)
+    unit_range = batch.get("unit_range")  # (B, 2): each window's session's neurons, or None
 
     for step in range(max_new_tokens):
         z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
         next_id, next_dt = _next_tokens(
             model, z, seq_id[:, -1], seq_dt[:, -1], uniforms[active, step], id_sampling, dt_sampling,
-            greedy, dt_limit,
+            greedy, dt_limit, None if unit_range is None else unit_range[active],
         )
         ended = next_id == c.eos_id
         out_id[active, step] = torch.where(ended, -1, next_id)
@@ -239,8 +242,8 @@ def generate_tokens(
     model : Neuroformer
     context_batch : dict
         Batch dict (``docs/design.md``) of the windows to generate; only the context keys
-        ``id_prev``, ``dt_prev``, ``frames``, ``behavior`` are used (current tokens and
-        targets are ignored). Its first dimension is the number of windows.
+        ``id_prev``, ``dt_prev``, ``frames``, ``behavior`` and ``unit_range`` (multi-session
+        models) are used (current tokens and targets are ignored). Its first dimension is the number of windows.
     max_new_tokens : int, optional
         Maximum number of events per window; default and maximum ``block_size - 1`` (the
         capacity of a current block). A window that reaches it without EOS is cut there.

@@ -51,6 +51,17 @@ def impossible_ids(ids, dts, next_dt, config):
         (vocab >= c.n_neurons) | (same_bin & (vocab < ids.unsqueeze(-1)))))
 
 
+def other_sessions_units(unit_range, ndim, config):
+    """Mask (B, 1.., N+3) of the neuron ids outside every row's session, from ``unit_range``
+    (B, 2): row b's session owns the ids ``unit_range[b, 0] <= id < unit_range[b, 1]`` of the
+    concatenated unit vocabulary; the special ids are never masked. ``ndim`` is the number of
+    dimensions of the logits it masks (2 or 3)."""
+    vocab = torch.arange(config.id_vocab_size, device=unit_range.device)  # (N+3,)
+    shape = (unit_range.shape[0],) + (1,) * (ndim - 1)
+    lo, hi = unit_range[:, 0].reshape(shape), unit_range[:, 1].reshape(shape)
+    return (vocab < config.n_neurons) & ((vocab < lo) | (vocab >= hi))
+
+
 def count_code(n_spikes, knots):
     """Piecewise-linear ("hat") code of ``log(1 + n_spikes)`` over the increasing ``knots``.
 

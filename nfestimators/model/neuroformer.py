@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
 from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
-from .heads import IdGivenDt, binned_counts, count_code, impossible_dts, impossible_ids
+from .heads import (IdGivenDt, binned_counts, count_code, impossible_dts, impossible_ids,
+                    other_sessions_units)
 from .losses import contrastive_loss, sclm_loss
 from .state import Context, DecodeState
 
@@ -254,7 +255,7 @@ class Neuroformer(nn.Module):
             state.length += T
         return (x, encoded) if return_encoded else x
 
-    def token_logits(self, z, ids, dts, next_dt):
+    def token_logits(self, z, ids, dts, next_dt, unit_range=None):
         """Next-token id and dt logits, (B, T, N+3) and (B, T, K+3), from the final stream.
 
         Parameters
@@ -267,6 +268,10 @@ class Neuroformer(nn.Module):
             dt of the next token (the target, or the one just drawn when sampling); the id
             logits are conditioned on it (``config.id_head="given_dt"``; ignored with
             ``"independent"``).
+        unit_range : LongTensor of shape (B, 2), optional
+            Multi-session models: the ids ``[lo, hi)`` of every row's session in the
+            concatenated unit vocabulary; the id logits of other sessions' neurons are -inf
+            (their probability 0). None: every neuron.
 
         Notes
         -----
@@ -281,7 +286,7 @@ class Neuroformer(nn.Module):
         get probability 0 (their logits are -inf). On spikes with little to learn beyond
         per-neuron rates this is what lets the model beat a Poisson model at all.
         """
-        return self.id_logits(z, ids, dts, next_dt), self.dt_logits(z, dts)
+        return self.id_logits(z, ids, dts, next_dt, unit_range), self.dt_logits(z, dts)
 
     def dt_logits(self, z, dts):
         """Logits of the next token's dt, (..., K+3), given the stream and the current dts (...).
@@ -294,17 +299,24 @@ class Neuroformer(nn.Module):
             return logits
         return logits.masked_fill(impossible_dts(dts, self.config), float("-inf"))
 
-    def id_logits(self, z, ids, dts, next_dt):
+    def id_logits(self, z, ids, dts, next_dt, unit_range=None):
         """Logits of the next token's neuron id, (..., N+3), given its dt (see :meth:`token_logits`).
 
         With ``id_head="given_dt"`` the impossible ones are -inf: after an EOS dt every id but
         EOS; after a value dt every special id, and in the current token's bin every neuron
         below the current one. (Positions whose next dt is PAD are left alone: no target.)
+        With ``unit_range`` (B, 2), the neurons outside every row's session are -inf too.
         """
         if self.id_given_dt is None:
-            return self.head_id(z)
-        logits = self.head_id(self.id_given_dt(z, next_dt))
-        return logits.masked_fill(impossible_ids(ids, dts, next_dt, self.config), float("-inf"))
+            logits = self.head_id(z)
+        else:
+            logits = self.head_id(self.id_given_dt(z, next_dt))
+            logits = logits.masked_fill(impossible_ids(ids, dts, next_dt, self.config),
+                                        float("-inf"))
+        if unit_range is not None:
+            logits = logits.masked_fill(
+                other_sessions_units(unit_range, logits.ndim, self.config), float("-inf"))
+        return logits
 
     def readout_features(self, ids, dts, pooled):
         """Input of the regression and classification heads (``config.readout``).
@@ -382,7 +394,8 @@ class Neuroformer(nn.Module):
             # the id logits are conditioned on the next token's dt: the target's (without
             # targets, the input's, which only tests of the model itself look at)
             next_dt = batch["target_dt"] if "target_dt" in batch else batch["dt"]
-            out["logits_id"], out["logits_dt"] = self.token_logits(z, ids, batch["dt"], next_dt)
+            out["logits_id"], out["logits_dt"] = self.token_logits(
+                z, ids, batch["dt"], next_dt, batch.get("unit_range"))
 
         # Pool over SOS and the spike positions. The EOS input position is left out too, so
         # that a window's latent does not depend on how far its batch was padded.

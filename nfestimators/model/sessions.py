@@ -1,0 +1,57 @@
+"""Unit tables of multi-session models: one concatenated table of every session's neurons.
+
+A multi-session Neuroformer keeps one row per neuron of every session in its id vocabulary:
+session ``s`` owns the rows ``offset[s] .. offset[s] + n_neurons[s] - 1`` of the token
+embedding (``tok_emb``) and of the id head (``head_id``), then come SOS, EOS and PAD. Every
+other weight is shared. A step gathers the rows of all sessions of its batch with one
+embedding lookup, and the id logits of other sessions' neurons are masked
+(:func:`~nfestimators.model.heads.other_sessions_units`). A new session appends rows to the
+two tables (:func:`grow_unit_tables`); the backbone is untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+
+UNIT_TABLES = ("tok_emb.weight", "head_id.weight")  # (n_neurons + 3, E): rows of the id vocabulary
+N_SPECIAL_IDS = 3  # SOS, EOS, PAD after the neurons
+
+
+def grow_unit_tables(state, n_neurons, n_added, *, noise=0.02, generator=None):
+    """``state`` (a state dict) with ``n_added`` neuron rows appended to its unit tables.
+
+    Parameters
+    ----------
+    state : dict of str to Tensor
+        Weights of a model with ``n_neurons`` neurons in its id vocabulary.
+    n_neurons, n_added : int
+        Neurons of the model, and neurons of the new session(s).
+    noise : float, default=0.02
+        Standard deviation of the noise added to the new rows (the model's init scale).
+    generator : torch.Generator, optional
+        Source of the noise.
+
+    Returns
+    -------
+    dict
+        The same tensors (shared, not copied) except the unit tables: old neuron rows, then
+        the new rows, each the mean of the old neuron rows (a typical unit to start from)
+        plus noise so that the new units differ, then the special ids' rows.
+
+    Examples
+    --------
+    >>> state = {"tok_emb.weight": torch.zeros(5, 4), "head_id.weight": torch.ones(5, 4),
+    ...          "pos_emb": torch.zeros(1, 8, 4)}
+    >>> grown = grow_unit_tables(state, 2, 3)
+    >>> grown["tok_emb.weight"].shape, grown["pos_emb"] is state["pos_emb"]
+    (torch.Size([8, 4]), True)
+    """
+    grown = dict(state)
+    for name in UNIT_TABLES:
+        table = state[name]  # (n_neurons + 3, E)
+        units, special = table[:n_neurons], table[n_neurons:]
+        noise_rows = torch.randn((n_added, table.shape[1]), generator=generator,
+                                 dtype=torch.float32, device=table.device)
+        added = units.float().mean(0, keepdim=True) + noise * noise_rows
+        grown[name] = torch.cat([units, added.to(table.dtype), special])
+    return grown
