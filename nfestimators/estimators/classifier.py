@@ -38,7 +38,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     400
     """
 
-    def __init__(self, *, pretrained=None, freeze="none", sclm_weight=1.0,
+    def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
                  readout="mean+binned", preset="small", n_layers=None, n_embd=None,
                  n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
