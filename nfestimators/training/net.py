@@ -48,24 +48,46 @@ class TokenBatches:
     global batch of ``batch_size`` rows is cut as ``rows[rank::world_size]`` and the batch
     dict carries the global row count under ``"global_size"`` (see
     :mod:`nfestimators.training.distributed`).
+
+    ``length_pool > 1`` (with ``shuffle``) groups windows of similar length: every pass
+    cuts the shuffled rows into pools of ``length_pool`` batches, sorts each pool by the
+    windows' token count, cuts it into batches and shuffles the order of all batches. A
+    batch is padded to its longest window, so on a CPU, where a step costs in proportion
+    to the padded tokens, this halves the cost of an epoch of ordinary spike windows
+    (random batches of 32 are about half padding); every window is still seen once per pass.
     """
 
-    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1):
+    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1,
+                 length_pool=1):
         self.store = store
         self.rows = np.asarray(rows)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.rank = int(rank)
         self.world_size = int(world_size)
+        self.length_pool = int(length_pool)
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __iter__(self):
+    def _batch_rows(self):
+        """The row indices of every batch of one pass, in order."""
         rows = self._rng.permutation(self.rows) if self.shuffle else self.rows
-        for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start:start + self.batch_size]
+        starts = range(0, len(rows), self.batch_size)
+        if not (self.shuffle and self.length_pool > 1):
+            return [rows[start:start + self.batch_size] for start in starts]
+        pool = self.batch_size * self.length_pool
+        chunks = []
+        for first in range(0, len(rows), pool):
+            members = rows[first:first + pool]
+            members = members[np.argsort(self.store.length[members], kind="stable")]
+            chunks += [members[i:i + self.batch_size] for i in range(0, len(members),
+                                                                      self.batch_size)]
+        return [chunks[i] for i in self._rng.permutation(len(chunks))]
+
+    def __iter__(self):
+        for chunk in self._batch_rows():
             if self.world_size == 1:
                 yield self.store.batch(chunk)
                 continue
