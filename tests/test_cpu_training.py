@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _store(n_neurons=10, duration=20.0):
     data = make_spiking_data(n_neurons=n_neurons, duration=duration, random_state=0)
-    return TokenStore(SpikeTokenizer().fit(data.windows).transform(data.windows), "cpu")
+    tokenizer = SpikeTokenizer().fit(data.windows)
+    return TokenStore(tokenizer.transform(data.windows), "cpu"), tokenizer.id_pad_
 
 
 def _padding(store, batches):
@@ -30,7 +31,7 @@ def _padding(store, batches):
 
 
 def test_length_pools_see_every_row_once_and_cut_padding():
-    store = _store()
+    store, pad = _store()
     rows = np.arange(len(store))
     plain = TokenBatches(store, rows, 16, shuffle=True, seed=0)
     pooled = TokenBatches(store, rows, 16, shuffle=True, seed=0, length_pool=8)
@@ -43,6 +44,14 @@ def test_length_pools_see_every_row_once_and_cut_padding():
     # batches hold windows of similar length: far less padding than random batches
     store.pad_multiple = 1
     assert _padding(store, pooled) < 0.8 * _padding(store, plain)
+    # the next-token losses of a pooled batch are scaled by its token count over the mean
+    weights, tokens = [], []
+    for batch in pooled:
+        weights.append(batch["token_weight"])
+        tokens.append(int((batch["target_id"] != pad).sum()))
+    assert np.isclose(np.mean(weights), 1.0)
+    assert np.allclose(weights, np.array(tokens) / np.mean(tokens), rtol=1e-6)
+    assert "token_weight" not in next(iter(plain))
     # without shuffling (validation batches) the rows keep their order
     ordered = TokenBatches(store, rows, 16, length_pool=8)._batch_rows()
     assert np.array_equal(np.concatenate(ordered), rows)

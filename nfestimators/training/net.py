@@ -19,6 +19,10 @@ __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
            "decay_param_groups", "device_context", "warmup_cosine"]
 
 
+TOKEN_WEIGHT = "token_weight"  # batch key: scale of the next-token losses (TokenBatches)
+TOKEN_LOSSES = ("id", "dt")  # the losses averaged over a batch's tokens
+
+
 class LossCombiner(nn.Module):
     """Weighted sum of the model's named losses over the keys in ``bprop`` (all when None).
 
@@ -55,6 +59,10 @@ class TokenBatches:
     batch is padded to its longest window, so on a CPU, where a step costs in proportion
     to the padded tokens, this halves the cost of an epoch of ordinary spike windows
     (random batches of 32 are about half padding); every window is still seen once per pass.
+    The next-token losses are means over a batch's tokens, and pooled batches hold very
+    different numbers of tokens, so each such batch carries ``"token_weight"``: its token
+    count over the pass's mean per batch, by which :class:`NeuroformerNet` scales them
+    (the pass then weighs every token alike, as random batches do).
     """
 
     def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1,
@@ -87,12 +95,20 @@ class TokenBatches:
         return [chunks[i] for i in self._rng.permutation(len(chunks))]
 
     def __iter__(self):
-        for chunk in self._batch_rows():
+        chunks = self._batch_rows()
+        weights = [None] * len(chunks)
+        if self.shuffle and self.length_pool > 1:
+            tokens = np.array([self.store.length[c].sum() + len(c) for c in chunks], float)
+            weights = tokens / tokens.mean()  # targets: spikes + EOS per window
+        for chunk, weight in zip(chunks, weights):
             if self.world_size == 1:
-                yield self.store.batch(chunk)
-                continue
-            batch = self.store.batch(distributed.shard_rows(chunk, self.rank, self.world_size))
-            batch[distributed.GLOBAL_SIZE] = len(chunk)
+                batch = self.store.batch(chunk)
+            else:
+                batch = self.store.batch(distributed.shard_rows(chunk, self.rank,
+                                                                self.world_size))
+                batch[distributed.GLOBAL_SIZE] = len(chunk)
+            if weight is not None:
+                batch[TOKEN_WEIGHT] = float(weight)
             yield batch
 
 
@@ -241,6 +257,9 @@ class NeuroformerNet(NeuralNet):
             else:
                 losses = model.losses(out, batch)
         losses = {k: v.float() for k, v in losses.items()}
+        weight = batch.get(TOKEN_WEIGHT)
+        if weight is not None:  # length-pooled batches: every token of a pass weighs alike
+            losses = {k: v * weight if k in TOKEN_LOSSES else v for k, v in losses.items()}
         return out, losses, self.criterion_(losses)
 
     def train_step_single(self, batch, **fit_params):
