@@ -55,7 +55,8 @@ class TokenBatches:
 
     ``length_pool > 1`` (with ``shuffle``) groups windows of similar length: every pass
     cuts the shuffled rows into pools of ``length_pool`` batches, sorts each pool by the
-    windows' token count, cuts it into batches and shuffles the order of all batches. A
+    windows' token count, cuts it into batches and shuffles the order of the batches (a
+    short last batch stays last). A
     batch is padded to its longest window, so on a CPU, where a step costs in proportion
     to the padded tokens, this halves the cost of an epoch of ordinary spike windows
     (random batches of 32 are about half padding); every window is still seen once per pass.
@@ -92,7 +93,9 @@ class TokenBatches:
             members = members[np.argsort(self.store.length[members], kind="stable")]
             chunks += [members[i:i + self.batch_size] for i in range(0, len(members),
                                                                       self.batch_size)]
-        return [chunks[i] for i in self._rng.permutation(len(chunks))]
+        # the batches in random order, a short last batch (only the last pool has one) last
+        n_full = len(chunks) - (len(chunks[-1]) < self.batch_size)
+        return [chunks[i] for i in self._rng.permutation(n_full)] + chunks[n_full:]
 
     def __iter__(self):
         chunks = self._batch_rows()
