@@ -1,60 +1,17 @@
-"""The CPU training path (issue #16, part 4): length-pooled batches, padding to the batch's
-own length, and the many-fits benchmark's quick mode (part 5). No timings here."""
+"""The CPU training path (issue #16, part 4): batches padded to their own length, the fused
+AdamW; the many-fits benchmark's quick mode (part 5). No timings here."""
 
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from nfestimators import NeuroformerPretrainer, SpikeTokenizer
-from nfestimators.data import TokenStore
+from nfestimators import NeuroformerPretrainer
 from nfestimators.datasets import make_spiking_data
-from nfestimators.training import TokenBatches
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _store(n_neurons=10, duration=20.0):
-    data = make_spiking_data(n_neurons=n_neurons, duration=duration, random_state=0)
-    tokenizer = SpikeTokenizer().fit(data.windows)
-    return TokenStore(tokenizer.transform(data.windows), "cpu"), tokenizer.id_pad_
-
-
-def _padding(store, batches):
-    """Token slots of one pass's batches over the windows' own (SOS + spikes) lengths."""
-    rows = batches._batch_rows()
-    slots = sum(store.batch(chunk)["id"].numel() for chunk in rows)
-    return slots / sum(int(store.length[chunk].sum()) + len(chunk) for chunk in rows)
-
-
-def test_length_pools_see_every_row_once_and_cut_padding():
-    store, pad = _store()
-    rows = np.arange(len(store))
-    plain = TokenBatches(store, rows, 16, shuffle=True, seed=0)
-    pooled = TokenBatches(store, rows, 16, shuffle=True, seed=0, length_pool=8)
-    passes = [pooled._batch_rows() for _ in range(2)]
-    for batches in passes:
-        assert len(batches) == len(pooled) == len(plain)
-        assert sorted(np.concatenate(batches)) == list(rows)  # every window once per pass
-        assert max(len(b) for b in batches) == 16
-    assert not all(np.array_equal(a, b) for a, b in zip(*passes))  # reshuffled every pass
-    # batches hold windows of similar length: far less padding than random batches
-    store.pad_multiple = 1
-    assert _padding(store, pooled) < 0.8 * _padding(store, plain)
-    # the next-token losses of a pooled batch are scaled by its token count over the mean
-    weights, tokens = [], []
-    for batch in pooled:
-        weights.append(batch["token_weight"])
-        tokens.append(int((batch["target_id"] != pad).sum()))
-    assert np.isclose(np.mean(weights), 1.0)
-    assert np.allclose(weights, np.array(tokens) / np.mean(tokens), rtol=1e-6)
-    assert "token_weight" not in next(iter(plain))
-    # without shuffling (validation batches) the rows keep their order
-    ordered = TokenBatches(store, rows, 16, length_pool=8)._batch_rows()
-    assert np.array_equal(np.concatenate(ordered), rows)
 
 
 class BatchShapes(Callback):

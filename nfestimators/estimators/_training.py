@@ -19,9 +19,6 @@ from ..training import (EpochProgressBar, FinishedEpochWeights, LossCombiner, Ne
 from ..training import distributed
 
 GRAPH_PAD_MULTIPLE = 32  # sequence lengths rounded up to this when training with CUDA graphs
-# On a CPU a step costs in proportion to its padded tokens: batches drawn from pools of this
-# many batches sorted by length, sequences padded to their own length (see TokenBatches)
-CPU_LENGTH_POOL = 16
 
 
 def resolve_device(device):
@@ -119,10 +116,9 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         seed, rows = distributed.broadcast_from_rank0(seed, rows, device=est.device_)
     valid_rows, train_rows = validation_split(rows, est.validation_fraction, labels)
     batch_size = int(min(est.batch_size, len(train_rows)))
-    cpu = torch.device(est.device_).type == "cpu"
     if est.cuda_graphs_:
         store.pad_multiple = GRAPH_PAD_MULTIPLE  # few shapes, few graphs
-    elif cpu:
+    elif torch.device(est.device_).type == "cpu":  # a CPU step costs in proportion to its padded tokens: no rounding up
         store.pad_multiple = 1
     steps = int(est.max_epochs) * math.ceil(len(train_rows) / batch_size)
     early_stopping = bool(len(valid_rows) and est.n_iter_no_change)
@@ -147,8 +143,7 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
             device=est.device_, precision=est.precision_, compile=bool(est.compile),
             train_split=None, cuda_graphs=est.cuda_graphs_, verbose=0, strategy=strategy)
         shard = {"rank": rank, "world_size": world_size}
-        batches = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed,
-                               length_pool=CPU_LENGTH_POOL if cpu else 1, **shard)
+        batches = TokenBatches(store, train_rows, batch_size, shuffle=True, seed=seed, **shard)
         valid = (TokenBatches(store, valid_rows, max(batch_size, 256), **shard)
                  if len(valid_rows) else None)
         net.fit((batches, valid))

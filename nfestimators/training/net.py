@@ -19,10 +19,6 @@ __all__ = ["LossCombiner", "NeuroformerNet", "TokenBatches", "compile_blocks",
            "decay_param_groups", "device_context", "warmup_cosine"]
 
 
-TOKEN_WEIGHT = "token_weight"  # batch key: scale of the next-token losses (TokenBatches)
-TOKEN_LOSSES = ("id", "dt")  # the losses averaged over a batch's tokens
-
-
 class LossCombiner(nn.Module):
     """Weighted sum of the model's named losses over the keys in ``bprop`` (all when None).
 
@@ -52,66 +48,29 @@ class TokenBatches:
     global batch of ``batch_size`` rows is cut as ``rows[rank::world_size]`` and the batch
     dict carries the global row count under ``"global_size"`` (see
     :mod:`nfestimators.training.distributed`).
-
-    ``length_pool > 1`` (with ``shuffle``) groups windows of similar length: every pass
-    cuts the shuffled rows into pools of ``length_pool`` batches, sorts each pool by the
-    windows' token count, cuts it into batches and shuffles the order of the batches (a
-    short last batch stays last). A
-    batch is padded to its longest window, so on a CPU, where a step costs in proportion
-    to the padded tokens, this halves the cost of an epoch of ordinary spike windows
-    (random batches of 32 are about half padding); every window is still seen once per pass.
-    The next-token losses are means over a batch's tokens, and pooled batches hold very
-    different numbers of tokens, so each such batch carries ``"token_weight"``: its token
-    count over the pass's mean per batch, by which :class:`NeuroformerNet` scales them
-    (the pass then weighs every token alike, as random batches do).
     """
 
-    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1,
-                 length_pool=1):
+    def __init__(self, store, rows, batch_size, shuffle=False, seed=None, rank=0, world_size=1):
         self.store = store
         self.rows = np.asarray(rows)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self.length_pool = int(length_pool)
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def _batch_rows(self):
-        """The row indices of every batch of one pass, in order."""
-        rows = self._rng.permutation(self.rows) if self.shuffle else self.rows
-        starts = range(0, len(rows), self.batch_size)
-        if not (self.shuffle and self.length_pool > 1):
-            return [rows[start:start + self.batch_size] for start in starts]
-        pool = self.batch_size * self.length_pool
-        chunks = []
-        for first in range(0, len(rows), pool):
-            members = rows[first:first + pool]
-            members = members[np.argsort(self.store.length[members], kind="stable")]
-            chunks += [members[i:i + self.batch_size] for i in range(0, len(members),
-                                                                      self.batch_size)]
-        # the batches in random order, a short last batch (only the last pool has one) last
-        n_full = len(chunks) - (len(chunks[-1]) < self.batch_size)
-        return [chunks[i] for i in self._rng.permutation(n_full)] + chunks[n_full:]
-
     def __iter__(self):
-        chunks = self._batch_rows()
-        weights = [None] * len(chunks)
-        if self.shuffle and self.length_pool > 1:
-            tokens = np.array([self.store.length[c].sum() + len(c) for c in chunks], float)
-            weights = tokens / tokens.mean()  # targets: spikes + EOS per window
-        for chunk, weight in zip(chunks, weights):
+        rows = self._rng.permutation(self.rows) if self.shuffle else self.rows
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start:start + self.batch_size]
             if self.world_size == 1:
-                batch = self.store.batch(chunk)
-            else:
-                batch = self.store.batch(distributed.shard_rows(chunk, self.rank,
-                                                                self.world_size))
-                batch[distributed.GLOBAL_SIZE] = len(chunk)
-            if weight is not None:
-                batch[TOKEN_WEIGHT] = float(weight)
+                yield self.store.batch(chunk)
+                continue
+            batch = self.store.batch(distributed.shard_rows(chunk, self.rank, self.world_size))
+            batch[distributed.GLOBAL_SIZE] = len(chunk)
             yield batch
 
 
@@ -260,9 +219,6 @@ class NeuroformerNet(NeuralNet):
             else:
                 losses = model.losses(out, batch)
         losses = {k: v.float() for k, v in losses.items()}
-        weight = batch.get(TOKEN_WEIGHT)
-        if weight is not None:  # length-pooled batches: every token of a pass weighs alike
-            losses = {k: v * weight if k in TOKEN_LOSSES else v for k, v in losses.items()}
         return out, losses, self.criterion_(losses)
 
     def train_step_single(self, batch, **fit_params):
