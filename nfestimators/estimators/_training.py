@@ -125,6 +125,8 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     batch_size = int(min(est.batch_size, len(train_rows)))
     if est.cuda_graphs_:
         store.pad_multiple = GRAPH_PAD_MULTIPLE  # few shapes, few graphs
+    elif torch.device(est.device_).type == "cpu":  # a CPU step costs in proportion to its padded tokens: no rounding up
+        store.pad_multiple = 1
     steps = int(est.max_epochs) * math.ceil(len(train_rows) / batch_size)
     early_stopping = bool(len(valid_rows) and est.n_iter_no_change)
     with rng_fork(est.device_):
@@ -144,7 +146,7 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         net = NeuroformerNet(
             model, criterion=LossCombiner, criterion__weights=weights, criterion__bprop=bprop,
             optimizer=torch.optim.AdamW, optimizer__betas=(0.9, 0.95),
-            optimizer__fused=est.device_.startswith("cuda"), lr=float(est.lr),
+            optimizer__fused=est.device_.startswith(("cuda", "cpu")), lr=float(est.lr),
             weight_decay=float(est.weight_decay), max_epochs=int(est.max_epochs),
             batch_size=batch_size, callbacks=_callbacks(est, steps, early_stopping, rank),
             device=est.device_, precision=est.precision_, compile=bool(est.compile),
