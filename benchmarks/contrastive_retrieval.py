@@ -22,7 +22,8 @@ Two references come from the same draw, on the same held-out windows:
 Run ``python benchmarks/contrastive_retrieval.py --device cuda`` (three draws, three
 settings); ``--small`` checks the machinery in seconds on a CPU (a short recording, a tiny
 model, two epochs: its figures mean nothing); ``--set name=value`` overrides a pretrainer
-parameter (e.g. ``--set contrastive_temperature=0.5`` for the paper's temperature).
+parameter (e.g. ``--set "compat=('clip_mean_frames',)"`` for the original's mean-pooled
+frame latent).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class NeuroformerConfig:
         order one, which it learns in a few epochs. The estimators put them at quantiles of
         the training windows; unused (empty) with ``"mean"``.
     contrastive : tuple of str
-        Modalities to align among ``"id"`` (feature-encoder output of the current spikes),
+        Modalities to align among ``"id"`` (the embedded current spikes, before attention),
         ``"frames"``, ``"behavior"`` (all behaviour inputs, pooled) and ``"behavior:<j>"``
         (behaviour input column ``j`` alone). The contrastive loss and the CLIP projection
         exist only when two or more are named.
@@ -131,8 +131,8 @@ class NeuroformerConfig:
         PAD positions.
     compat_clip_final_layer : bool
         Original behaviour (spec 4.2): the ``"id"`` contrastive feature is the pooled final
-        stream, which has cross-attended to the frames and behaviour, instead of the
-        feature-encoder output of the spikes alone.
+        stream, which has cross-attended to the frames and behaviour, instead of the mean
+        of the embedded spikes alone (see :meth:`Neuroformer.spike_feature`).
     compat_clip_mean_frames : bool
         Original behaviour (spec 4.2): the ``"frames"`` contrastive feature is the mean of
         the frame feature-encoder output (SOS included), instead of a learnt spatial
