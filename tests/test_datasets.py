@@ -113,6 +113,23 @@ def test_make_spiking_data_stimulus():
     assert r2_frames > 0.95 and 0.1 < r2_counts < 0.6, (r2_frames, r2_counts)
 
 
+def test_make_spiking_data_stimulus_filter_output_is_the_movie_term_of_the_rates():
+    kwargs = dict(n_neurons=20, duration=20.0, random_state=1)
+    d = make_spiking_data(stimulus=True, frame_shape=(8, 12), **kwargs)
+    plain = make_spiking_data(**kwargs)  # same behaviour, tuning and conditions, no movie
+    cells = np.flatnonzero(d.params.stimulus_gain)
+    output = d.params.stimulus_filter_output
+    assert output.shape == (len(d.stimulus), len(cells))
+    frame = np.floor(np.round(np.arange(d.counts.shape[1]) * d.dt * d.frame_rate, 6)).astype(int)
+    movie_term = d.params.stimulus_gain[cells, None] * output[frame].T  # (S, n_bins)
+    # without the movie's term, the log rates are those of the movie-free data up to a
+    # per-neuron constant (the baseline that keeps every neuron at its target rate)
+    rest = np.log(d.rates[cells]) - movie_term - np.log(plain.rates[cells])
+    uncapped = (d.rates[cells] < 1.0) & (plain.rates[cells] < 1.0)
+    spread = [np.ptp(row[ok]) for row, ok in zip(rest, uncapped)]
+    assert max(spread) < 1e-6, max(spread)
+
+
 def _split_half_psth_r(d, trial_duration=2.0):
     """Median over neurons of the PSTH r (by window position in trial) of odd vs even trials."""
     X = d.windows

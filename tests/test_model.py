@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -293,6 +294,27 @@ def test_contrastive_one_way_matches_definition():
     torch.testing.assert_close(info_nce(a, b, 0.5, symmetric=True), expected_symmetric)
 
 
+def test_contrastive_temperature_and_normalisation():
+    B = 8
+    a = torch.eye(B)  # orthonormal rows: perfectly aligned with themselves
+    # a lower temperature sharpens the softmax over the batch: the loss of aligned pairs falls
+    losses = [info_nce(a, a, t).item() for t in (1.0, 0.5, 0.1)]
+    assert losses[0] > losses[1] > losses[2] > 0
+    # identical latents for every sample carry nothing: log(B) at any temperature
+    same = torch.nn.functional.normalize(torch.ones(B, 4), dim=-1)
+    for t in (1.0, 0.1):
+        torch.testing.assert_close(info_nce(same, same, t), torch.tensor(math.log(B)))
+    # the model's latents are unit vectors, whatever the scale of its features
+    model = build_model("tiny", n_neurons=5, n_dt=6, contrastive=("id", "frames"),
+                        frames_shape=(3, 4, 6), frame_kernel=(3, 2, 3)).eval()
+    batch = {"id": torch.tensor([[5, 1, 3, 6]]), "dt": torch.tensor([[0, 1, 2, 7]]),
+             "frames": 10 * torch.randn(1, 1, 3, 4, 6)}
+    with torch.no_grad():
+        latents = model(batch, token_logits=False)["latents"]
+    for z in latents.values():
+        torch.testing.assert_close(z.norm(dim=-1), torch.ones(1))
+
+
 # -------------------------------------------------------------------------- overfit
 def test_tiny_model_overfits_fixed_windows():
     torch.manual_seed(0)
@@ -323,10 +345,13 @@ def test_paper_parameter_count():
     projection (65,536). The lateral pretraining config has no behaviour modalities, so no
     behaviour parameters enter either count. The paper's independent id and dt heads are
     ``id_head="independent"``; the default ``"given_dt"`` adds the dt-conditioned id path
-    (a dt embedding, a LayerNorm and a 256 -> 512 -> 256 MLP).
+    (a dt embedding, a LayerNorm and a 256 -> 512 -> 256 MLP). The original's mean-pooled
+    frame latent is ``compat_clip_mean_frames=True``; the default adds the spatial weights
+    of :meth:`Neuroformer.frame_feature`.
     """
     model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), frame_kernel=(3, 5, 5),
-                        contrastive=("id", "frames"), id_head="independent")
+                        contrastive=("id", "frames"), id_head="independent",
+                        compat_clip_mean_frames=True)
     count = sum(p.numel() for p in model.parameters())
     unused_ln_f = 2 * 256
     assert count == 25_105_152 - unused_ln_f == 25_104_640
@@ -334,7 +359,8 @@ def test_paper_parameter_count():
                         contrastive=("id", "frames"))
     E, dt_vocab = 256, 9
     id_given_dt = dt_vocab * E + 2 * E + (E * 2 * E + 2 * E) + (2 * E * E + E)
-    assert sum(p.numel() for p in joint.parameters()) == count + id_given_dt
+    frame_pool = (1 * 6 * 20) * E  # a weight per frame token (3x30x100 clip, 3x5x5 patches) and channel
+    assert sum(p.numel() for p in joint.parameters()) == count + id_given_dt + frame_pool
 
     # Contrastive off removes the 256 x 256 projection: spec 3.9 gives 25,039,616 for the original.
     model = build_model("paper", 2023, n_dt=6, frames_shape=(3, 30, 100), id_head="independent")

@@ -224,7 +224,10 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         * ``trial_conditions``: ndarray (n_trials,), the condition of each trial.
         * ``params``: Bunch of the generative parameters (``baseline``, ``speed_gain``,
           ``place_gain``, ``place_center``, ``condition_gain``, ``stimulus_gain``,
-          ``filters``, ``hubs``).
+          ``filters``, ``stimulus_filter_output``, ``hubs``). ``stimulus_filter_output``,
+          ndarray (n_frames, n_stimulus_cells), is the z-scored filter output of every frame
+          for the movie-driven neurons (``flatnonzero(stimulus_gain)``, in that order): their
+          log rate in a bin showing frame ``f`` holds ``stimulus_gain * output[f]``.
         * ``coupling``: ndarray (n_neurons, n_neurons), ``coupling[post, pre]`` (only when
           ``coupling=True``).
         * ``stimulus``: ndarray (n_frames, height, width) float32, ``frame_rate`` and
@@ -285,7 +288,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
     out = Bunch()
     input_kwargs = {}
     params = Bunch(speed_gain=speed_gain, place_gain=place_gain, place_center=place_center,
-                   condition_gain=condition_gain, stimulus_gain=None, filters=None, hubs=None)
+                   condition_gain=condition_gain, stimulus_gain=None, filters=None,
+                   stimulus_filter_output=None, hubs=None)
     if stimulus:
         frame_rate = check_positive(frame_rate, "frame_rate")
         shape = tuple(int(s) for s in np.atleast_1d(frame_shape))
@@ -313,7 +317,8 @@ def make_spiking_data(n_neurons=80, duration=200.0, *, dt=0.01, window=0.05, pre
         stimulus_gain = np.zeros(n_neurons)
         stimulus_gain[stim_cells] = rng_stimulus.uniform(*_STIMULUS_GAIN, len(stim_cells))
         log_mod[stim_cells] += stimulus_gain[stim_cells, None] * drive[frame_of_bin].T
-        params.update(stimulus_gain=stimulus_gain, filters=filters)
+        params.update(stimulus_gain=stimulus_gain, filters=filters,
+                      stimulus_filter_output=drive)
         population_drive = drive.mean(axis=1)[frame_of_bin]
         input_kwargs = dict(stimulus=movie, frame_rate=frame_rate, frame_window=frame_window)
         out.update(stimulus=movie, frame_rate=frame_rate)

@@ -89,8 +89,9 @@ window, the other modalities). With ``pretrained``, the backbone is loaded and t
 is new either way."""),
     "contrastive": Parameter(
         [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
-        """Modalities to align: ``"id"`` (the spikes of the window, encoded before they see the
-other modalities), ``"frames"`` (stimulus), ``"behavior"`` (all behaviour inputs
+        """Modalities to align: ``"id"`` (the spikes of the window: the mean of their embeddings,
+before any attention, so blind to the other modalities), ``"frames"`` (stimulus: a learnt
+spatial weighting of the frame tokens), ``"behavior"`` (all behaviour inputs
 together) or the name of one behaviour variable of ``X`` (e.g. ``("id", "frames",
 "speed")``); a named variable is also fed to the model as a behaviour input. ``"auto"``
 aligns spikes with frames when ``X`` carries frames, else nothing."""),

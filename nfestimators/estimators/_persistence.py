@@ -93,7 +93,8 @@ def model_to_dict(model):
 
 
 def model_from_dict(d, source="the saved model"):
-    model = Neuroformer(NeuroformerConfig(**d["config"]))
+    # files saved before the spatial frame readout existed pooled the frames by their mean
+    model = Neuroformer(NeuroformerConfig(**{"compat_clip_mean_frames": True, **d["config"]}))
     try:
         model.load_state_dict(d["state_dict"])
     except RuntimeError as exc:

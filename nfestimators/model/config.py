@@ -10,7 +10,7 @@ MODALITIES = ("id", "frames", "behavior")
 READOUTS = ("mean", "mean+count", "mean+binned")
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
-                   "clip_final_layer")
+                   "clip_final_layer", "clip_mean_frames")
 BEHAVIOR_PREFIX = "behavior:"
 
 
@@ -101,7 +101,7 @@ class NeuroformerConfig:
         order one, which it learns in a few epochs. The estimators put them at quantiles of
         the training windows; unused (empty) with ``"mean"``.
     contrastive : tuple of str
-        Modalities to align among ``"id"`` (feature-encoder output of the current spikes),
+        Modalities to align among ``"id"`` (the embedded current spikes, before attention),
         ``"frames"``, ``"behavior"`` (all behaviour inputs, pooled) and ``"behavior:<j>"``
         (behaviour input column ``j`` alone). The contrastive loss and the CLIP projection
         exist only when two or more are named.
@@ -133,8 +133,12 @@ class NeuroformerConfig:
         PAD positions.
     compat_clip_final_layer : bool
         Original behaviour (spec 4.2): the ``"id"`` contrastive feature is the pooled final
-        stream, which has cross-attended to the frames and behaviour, instead of the
-        feature-encoder output of the spikes alone.
+        stream, which has cross-attended to the frames and behaviour, instead of the mean
+        of the embedded spikes alone (see :meth:`Neuroformer.spike_feature`).
+    compat_clip_mean_frames : bool
+        Original behaviour (spec 4.2): the ``"frames"`` contrastive feature is the mean of
+        the frame feature-encoder output (SOS included), instead of a learnt spatial
+        weighting of the frame tokens (see :meth:`Neuroformer.frame_feature`).
     """
 
     n_neurons: int
@@ -174,6 +178,7 @@ class NeuroformerConfig:
     compat_attend_pad: bool = False
     compat_pool_pad: bool = False
     compat_clip_final_layer: bool = False
+    compat_clip_mean_frames: bool = False
 
     def __post_init__(self):
         # Accept lists (e.g. after a JSON round trip) for the tuple fields.
@@ -252,6 +257,13 @@ class NeuroformerConfig:
     @property
     def use_frames(self) -> bool:
         return self.frames_shape is not None and self.n_layers_stimulus > 0
+
+    @property
+    def n_frame_tokens(self) -> int:
+        """Tokens of one clip out of the frame tokenizer (Conv3d without padding)."""
+        stride = self.frame_stride or self.frame_kernel
+        return math.prod((size - k) // s + 1
+                         for size, k, s in zip(self.frames_shape, self.frame_kernel, stride))
 
     def to_dict(self) -> dict:
         """Plain-dict form, inverse of ``NeuroformerConfig(**d)``."""

@@ -34,6 +34,9 @@ class Context:
         False at PAD past tokens; None when padding is not masked.
     frames : Tensor of shape (B, 1 + n_frame_tokens, E) or None
         Frame feature-encoder output (SOS token first).
+    frame_tokens : Tensor of shape (B, n_frame_tokens, E) or None
+        The frame tokenizer's output, before the frame self-attention (the input of the
+        ``"frames"`` contrastive latent).
     behavior : Tensor of shape (B, n_behavior_inputs, E) or None
         Behaviour input embeddings.
     """
@@ -42,10 +45,11 @@ class Context:
     past_valid: torch.Tensor | None = None
     frames: torch.Tensor | None = None
     behavior: torch.Tensor | None = None
+    frame_tokens: torch.Tensor | None = None
 
     def select(self, rows):
         """The context of the windows ``rows`` (LongTensor of row indices) only."""
-        parts = (self.past, self.past_valid, self.frames, self.behavior)
+        parts = (self.past, self.past_valid, self.frames, self.behavior, self.frame_tokens)
         return Context(*(None if t is None else t[rows] for t in parts))
 
 
