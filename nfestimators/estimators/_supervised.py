@@ -42,7 +42,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
-                 augment_jitter=0, augment_neuron_dropout=0.0, ema_decay=None, device="auto",
+                 augment_jitter=1, augment_neuron_dropout=0.0, ema_decay=0.99, device="auto",
                  precision="auto", compile=False, cuda_graphs="auto", callbacks=None,
                  random_state=None, verbose=0):
         self.pretrained = pretrained

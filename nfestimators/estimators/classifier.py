@@ -44,7 +44,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
-                 augment_jitter=0, augment_neuron_dropout=0.0, ema_decay=None,
+                 augment_jitter=1, augment_neuron_dropout=0.0, ema_decay=0.99,
                  label_smoothing=0.0, device="auto", precision="auto", compile=False,
                  cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
         # the shared parameters go to SupervisedNeuroformer as they are (sklearn needs them

@@ -50,8 +50,9 @@ def grow_unit_tables(state, n_neurons, n_added, *, noise=0.02, generator=None):
     for name in UNIT_TABLES:
         table = state[name]  # (n_neurons + 3, E)
         units, special = table[:n_neurons], table[n_neurons:]
+        # drawn on the generator's device (the CPU), then moved to the table's
         noise_rows = torch.randn((n_added, table.shape[1]), generator=generator,
-                                 dtype=torch.float32, device=table.device)
+                                 dtype=torch.float32).to(table.device)
         added = units.float().mean(0, keepdim=True) + noise * noise_rows
         grown[name] = torch.cat([units, added.to(table.dtype), special])
     return grown
