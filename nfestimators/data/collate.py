@@ -69,7 +69,8 @@ class TokenStore:
     """
 
     def __init__(self, tokens: SpikeTokens, device, *, stimulus=None, frame_index=None,
-                 frame_norm=(0.0, 1.0), behavior=None, y_reg=None, y_cls=None, unit_range=None, pad_multiple=8):
+                 frame_norm=(0.0, 1.0), behavior=None, y_reg=None, y_cls=None, unit_range=None,
+                 pad_multiple=8):
         self.device = torch.device(device)
         self.pad_multiple = int(pad_multiple)
         self.length = np.asarray(tokens.length)

@@ -114,7 +114,7 @@ class NeuroformerBase(BaseEstimator):
         if inputs.sessions is not None:  # neurons checked per session
             if X.session is not None or inputs.default_session is None:
                 return inputs.check(X)
-            expected = inputs.session_n_neurons[inputs.sessions.index(inputs.default_session)]
+            expected = inputs.default_session_n_neurons
         if X.n_neurons != expected:
             raise ValueError(f"X has {X.n_neurons} features, but {type(self).__name__} is "
                              f"expecting {expected} features as input "

@@ -166,6 +166,13 @@ class InputEncoder:
 
     # ------------------------------------------------------------------ sessions
     @property
+    def default_session_n_neurons(self):
+        """Neurons of ``default_session`` (None without one)."""
+        if self.default_session is None:
+            return None
+        return self.session_n_neurons[self.sessions.index(self.default_session)]
+
+    @property
     def unit_offsets(self):
         """First id of every session in the unit vocabulary, then the total, (n_sessions + 1,)."""
         return np.concatenate([[0], np.cumsum(self.session_n_neurons)]).astype(np.int64)
@@ -235,9 +242,7 @@ class InputEncoder:
             inputs = self._copy(sessions=(0,), session_n_neurons=(self.tokenizer.n_neurons_,),
                                 default_session=0)
         if X.session is None:
-            default = inputs.default_session
-            if default is not None and inputs.session_n_neurons[
-                    inputs.sessions.index(default)] == X.n_neurons:
+            if inputs.default_session_n_neurons == X.n_neurons:
                 return inputs, 0
             key = len(inputs.sessions)
             while key in inputs.sessions:

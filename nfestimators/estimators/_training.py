@@ -125,8 +125,8 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     batch_size = int(min(est.batch_size, len(train_rows)))
     if est.cuda_graphs_:
         store.pad_multiple = GRAPH_PAD_MULTIPLE  # few shapes, few graphs
-    elif torch.device(est.device_).type == "cpu":  # a CPU step costs in proportion to its padded tokens: no rounding up
-        store.pad_multiple = 1
+    elif torch.device(est.device_).type == "cpu":
+        store.pad_multiple = 1  # a CPU step costs in proportion to its padded tokens
     steps = int(est.max_epochs) * math.ceil(len(train_rows) / batch_size)
     early_stopping = bool(len(valid_rows) and est.n_iter_no_change)
     with rng_fork(est.device_):

@@ -48,7 +48,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
                  label_smoothing=0.0, device="auto", precision="auto", compile=False,
                  cuda_graphs="auto", callbacks=None, random_state=None, verbose=0):
         # the shared parameters go to SupervisedNeuroformer as they are (sklearn needs them
-        # spelled out in this signature; tests/test_estimators.py checks the two agree)
+        # spelled out in this signature; tests/test_regularise.py checks the two agree)
         shared = dict(locals())
         for name in ("self", "__class__", "label_smoothing"):
             shared.pop(name, None)

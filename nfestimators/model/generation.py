@@ -243,7 +243,8 @@ def generate_tokens(
     context_batch : dict
         Batch dict (``docs/design.md``) of the windows to generate; only the context keys
         ``id_prev``, ``dt_prev``, ``frames``, ``behavior`` and ``unit_range`` (multi-session
-        models) are used (current tokens and targets are ignored). Its first dimension is the number of windows.
+        models) are used (current tokens and targets are ignored). Its first dimension is
+        the number of windows.
     max_new_tokens : int, optional
         Maximum number of events per window; default and maximum ``block_size - 1`` (the
         capacity of a current block). A window that reaches it without EOS is cut there.
