@@ -19,8 +19,10 @@ def lively_model(id_head="independent", **overrides):
 
     The paper's independent heads by default, so that a test can steer the next id through
     ``head_id`` alone; the tests of ``id_head="given_dt"`` say so."""
-    model = build_model("tiny", N_NEURONS, n_dt=N_DT, frames_shape=(3, 10, 10), n_behavior_inputs=2,
-                        id_head=id_head, **overrides)
+    with torch.random.fork_rng():  # the weights not overwritten below: same in any test order
+        torch.manual_seed(0)
+        model = build_model("tiny", N_NEURONS, n_dt=N_DT, frames_shape=(3, 10, 10),
+                            n_behavior_inputs=2, id_head=id_head, **overrides)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
