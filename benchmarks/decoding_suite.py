@@ -217,6 +217,16 @@ def load_set(name, data_root, small, data_seed=0):
     return shrink(dataset) if small else dataset
 
 
+def available_sets(names, data_root, small, data_seed=0, load=load_set):
+    """The sets of ``names`` loaded with ``load``, in order; a real set whose files are
+    absent is skipped with a warning naming its path."""
+    for name in names:
+        try:
+            yield load(name, data_root, small, data_seed)
+        except MissingData as missing:
+            log.warning("skipping %s: %s (pass --data-root)", name, missing)
+
+
 def shrink(dataset):
     """At most SMALL_MAX_TRAIN training and SMALL_MAX_TEST test rows, in time order, with
     validation rows kept among them."""
@@ -455,13 +465,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     rows = []
-    for name in args.sets:
-        try:
-            dataset = load_set(name, args.data_root, args.small, args.data_seed)
-        except MissingData as missing:
-            log.warning("skipping %s: %s (pass --data-root)", name, missing)
-            continue
-        log.info("%s: %s, %d train / %d test rows", name, dataset.X, len(dataset.train),
+    for dataset in available_sets(args.sets, args.data_root, args.small, args.data_seed):
+        log.info("%s: %s, %d train / %d test rows", dataset.name, dataset.X, len(dataset.train),
                  len(dataset.test))
         rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,
                                             run_cv=not args.no_cv)))

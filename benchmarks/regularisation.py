@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decoding_suite import (ALL_SETS, SYNTHETIC_SETS, MissingData, load_set,
+from decoding_suite import (ALL_SETS, SYNTHETIC_SETS, available_sets, load_set,
                             neuroformer_estimator, tuned_baseline)
 
 ARMS = ("defaults", "jitter", "dropout", "ema", "smoothing", "combined", "ensemble")
@@ -296,15 +296,12 @@ def main(argv=None):
     settings = {"data_root": args.data_root, "small": args.small, "data_seed": args.data_seed,
                 "device": args.device, "params": args.params}
     datasets, baselines = [], {}
-    for name in args.sets:
-        try:
-            dataset = cached_set(name, args.data_root, args.small, args.data_seed)
-        except MissingData as missing:
-            log.warning("skipping %s: %s (pass --data-root)", name, missing)
-            continue
-        log.info("%s: %d train / %d test rows", name, len(dataset.train), len(dataset.test))
+    for dataset in available_sets(args.sets, args.data_root, args.small, args.data_seed,
+                                  load=cached_set):
+        log.info("%s: %d train / %d test rows", dataset.name, len(dataset.train),
+                 len(dataset.test))
         datasets.append(dataset)
-        baselines[name] = best_baseline(dataset)
+        baselines[dataset.name] = best_baseline(dataset)
     fits, chosen = [], None
     signal.signal(signal.SIGTERM, _deadline)
     try:
