@@ -8,6 +8,7 @@ labels unused: train + val trials / test trials), and the ``make_code_data`` fam
 
     python benchmarks/pretrain_likelihood.py --device cuda
     python benchmarks/pretrain_likelihood.py --sets spiking poisson --max-epochs 10 --device cpu
+    python benchmarks/pretrain_likelihood.py --device cuda --no-rate-prior   # the paper's heads
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def main(argv=None):
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="override the default max_epochs (e.g. for a quick CPU run)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the auditory CSVs")
+    parser.add_argument("--no-rate-prior", action="store_true",
+                        help="rate_prior=False: heads that must learn every neuron's rate")
     args = parser.parse_args(argv)
     extra = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    if args.no_rate_prior:
+        extra["rate_prior"] = False
     print("| set | train windows | epochs (best) | train bits/spike | held-out bits/spike | s |")
     print("|---|---|---|---|---|---|")
     for name in args.sets:

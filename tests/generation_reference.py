@@ -10,6 +10,7 @@ import torch
 
 from nfestimators.model import generation
 from nfestimators.model.generation import GeneratedTokens
+from nfestimators.model.heads import run_positions
 from nfestimators.model.state import eval_mode
 
 
@@ -36,8 +37,9 @@ def generate_tokens_reference(model, context_batch, *, max_new_tokens=None, temp
                 window["id"] = torch.tensor([seq_id], device=device)
                 window["dt"] = torch.tensor([seq_dt], device=device)
                 z = model.decode(window["id"], window["dt"], context=model.encode_context(window))
+                repeat = run_positions(window["id"], window["dt"], c)[:, -1]
                 next_id, next_dt = generation._next_tokens(
-                    model, z[:, -1], window["id"][:, -1], window["dt"][:, -1],
+                    model, z[:, -1], window["id"][:, -1], window["dt"][:, -1], repeat,
                     uniforms[w : w + 1, step], id_sampling, dt_sampling, greedy, dt_limit)
                 if next_id.item() == c.eos_id:
                     lengths[w] = step

@@ -146,6 +146,12 @@ def test_new_session_learns_its_units_with_the_backbone_frozen(data, pre):
         if name in UNIT_TABLES:
             assert torch.equal(after[name][:n_old], weight[:n_old])  # old sessions' units
             assert torch.equal(after[name][n_new:], weight[n_old:])  # SOS, EOS, PAD
+        elif name == "unit_rates":  # the rate prior: the new session's own training rates
+            assert torch.equal(after[name][:n_old], weight)
+            rates = np.bincount(X_new.neuron, minlength=X_new.n_neurons) / (
+                len(X_new) * X_new.n_bins)
+            np.testing.assert_allclose(after[name][n_old:], np.maximum(rates, 1 / (
+                2 * len(X_new) * X_new.n_bins + 1)), rtol=1e-6)
         else:
             assert torch.equal(after[name], weight), name
     assert len(reg.units_history_) == 2

@@ -175,7 +175,18 @@ class NeuroformerBase(BaseEstimator):
             contrastive=contrastive, block_size=int(tok.max_tokens),
             block_size_prev=int(tok.max_prev_tokens),
             n_behavior_inputs=inputs.n_behavior_inputs, n_targets=n_targets,
-            n_classes=n_classes, **overrides)
+            n_classes=n_classes, rate_prior=bool(self.rate_prior), window_bins=int(tok.n_bins_),
+            **overrides)
+
+    def _rate_prior_state(self, rates, n_windows):
+        """The initial ``unit_rates`` of a model with ``rate_prior``, from the training
+        ``rates`` (spikes per bin of every unit) of ``n_windows`` windows, as a partial
+        state dict ({} without the prior). A neuron silent in training gets half a spike
+        in all its windows' bins, as the baseline of :meth:`NeuroformerPretrainer.score`."""
+        if not self.model_config_.rate_prior:
+            return {}
+        floor = 1.0 / (2 * n_windows * self.tokenizer_.n_bins_ + 1)
+        return {"unit_rates": torch.as_tensor(np.maximum(rates, floor), dtype=torch.float32)}
 
     @property
     def sessions_(self):

@@ -229,6 +229,20 @@ class InputEncoder:
             n_neurons=int(offsets[-1]), session=None, sessions=None,
             session_n_neurons=None), unit_range
 
+    def training_rates(self, X):
+        """Mean spikes per bin of every neuron of the unit vocabulary in ``X`` (of every
+        session's neurons in that session's windows, for multi-session data; 0 for the
+        neurons of sessions ``X`` does not hold)."""
+        X, unit_range = self.global_windows(X)
+        counts = np.bincount(X.neuron, minlength=X.n_neurons)
+        if unit_range is None:
+            return counts / (len(X) * X.n_bins)
+        offsets = self.unit_offsets
+        windows = np.bincount(np.searchsorted(offsets, unit_range[:, 0], side="right") - 1,
+                              minlength=len(offsets) - 1)  # windows of every session
+        bins_seen = np.repeat(windows * X.n_bins, np.diff(offsets))
+        return counts / np.maximum(bins_seen, 1)
+
     def with_new_sessions(self, X):
         """This encoder with the sessions of ``X`` it does not know appended (a one-session
         encoder first becomes a session table of key 0), and the number of neurons added.

@@ -24,7 +24,8 @@ from ..training.distributed import STRATEGIES
 
 FREEZE_OPTIONS = ("none", "backbone")
 ADAPT_OPTIONS = ("units", "units+all")
-SIZE_PARAMETERS = ("preset", "n_layers", "n_embd", "n_head", "compat")  # fixed by `pretrained`
+# fixed by `pretrained`
+SIZE_PARAMETERS = ("preset", "n_layers", "n_embd", "n_head", "compat", "rate_prior")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ PARAMETERS = {
 :class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator` (so that
 ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from the same weights).
 The data must have the pretraining data's window geometry; the model size (``preset``,
-``n_layers``, ``n_embd``, ``n_head``, ``compat``) is the pretrained one's. Windows of a
+``n_layers``, ``n_embd``, ``n_head``, ``compat``, ``rate_prior``) is the pretrained one's. Windows of a
 session the pretrained model does not know (another recording: a session key it has not
 seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains from
 scratch."""),
@@ -127,6 +128,16 @@ tests."""),
 user guide): any of {", ".join(f'``"{name}"``' for name in COMPAT_SWITCHES)} (the
 ``compat_<name>`` fields of :class:`~nfestimators.model.NeuroformerConfig`). Empty: the
 fixed model."""),
+    "rate_prior": Parameter(
+        ["boolean"], "bool",
+        """Start the next-spike heads from a homogeneous Poisson model of every neuron at its
+training rate: the heads' logits are added to that model's log-probabilities of the next
+token (:class:`~nfestimators.model.heads.RatePrior`) and start at 0, so that the model
+starts exactly at the baseline of :meth:`NeuroformerPretrainer.score` (0 bits per spike)
+and learns only how the spikes depart from it; early stopping on the held-out spikes then
+keeps whatever it learnt that generalises. False: the paper's heads, which must first learn
+every neuron's rate and, on small data sets, memorise the training windows before they get
+there (negative held-out bits per spike)."""),
     "dt": Parameter(
         [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
         '"auto", float or None',

@@ -38,7 +38,8 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
                  readout="mean+binned", preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
+                 max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
@@ -56,6 +57,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.n_head = n_head
         self.dropout = dropout
         self.compat = compat
+        self.rate_prior = rate_prior
         self.dt = dt
         self.max_tokens = max_tokens
         self.max_prev_tokens = max_prev_tokens
@@ -149,6 +151,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         store = self.input_encoder_.store(X, self.device_, targets)
         self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length),
                                                  **self._loss_config())
+        init_state = self._with_rate_prior(init_state, X, n_added)
         objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
@@ -167,6 +170,18 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             init_state = self.model_.state_dict()
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
         return self._train(store, init_state=init_state, trainable=trainable, **fit)
+
+    def _with_rate_prior(self, init_state, X, n_added):
+        """``init_state`` with the rate prior's ``unit_rates``: the training rates of ``X``
+        from scratch; the pretrained ones, followed by the training rates of the ``n_added``
+        new units, with ``pretrained``."""
+        if init_state is None:
+            return self._rate_prior_state(self.input_encoder_.training_rates(X), len(X))
+        if n_added and "unit_rates" in init_state:
+            added = self._rate_prior_state(self.input_encoder_.training_rates(X), len(X))
+            init_state = {**init_state, "unit_rates": torch.cat(
+                [init_state["unit_rates"], added["unit_rates"][-n_added:]])}
+        return init_state
 
     def _loss_config(self):
         """Model config fields of the supervised loss (the classifier's label smoothing)."""

@@ -47,7 +47,8 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     """
 
     def __init__(self, *, contrastive="auto", preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, compat=(), dt="auto", max_tokens=None,
+                 n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
+                 max_tokens=None,
                  max_prev_tokens=None, behavior_inputs=None, round_counts=False,
                  max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5, device="auto",
@@ -60,6 +61,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.n_head = n_head
         self.dropout = dropout
         self.compat = compat
+        self.rate_prior = rate_prior
         self.dt = dt
         self.max_tokens = max_tokens
         self.max_prev_tokens = max_prev_tokens
@@ -91,25 +93,13 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         X = self._fit_inputs(self._start_fit(X))
         self.model_config_ = self._model_config(contrastive=self._contrastive_modalities(X))
-        self.baseline_rates_ = self._training_rates(X)
+        self.baseline_rates_ = self.input_encoder_.training_rates(X)
         store = self.input_encoder_.store(X, self.device_)
-        return self._train(store, LOSS_WEIGHTS, bprop=None)
+        return self._train(store, LOSS_WEIGHTS, bprop=None,
+                           init_state=self._rate_prior_state(self.baseline_rates_, len(X)))
 
     def _training_strategy(self):
         return self.strategy
-
-    def _training_rates(self, X):
-        """Mean spikes per bin of every neuron of the unit vocabulary in ``X`` (of every
-        session's neurons in that session's windows, for multi-session data)."""
-        X, unit_range = self.input_encoder_.global_windows(X)
-        counts = np.bincount(X.neuron, minlength=X.n_neurons)
-        if unit_range is None:
-            return counts / (len(X) * X.n_bins)
-        offsets = self.input_encoder_.unit_offsets
-        windows = np.bincount(np.searchsorted(offsets, unit_range[:, 0], side="right") - 1,
-                              minlength=len(offsets) - 1)  # windows of every session
-        bins_seen = np.repeat(windows * X.n_bins, np.diff(offsets))
-        return counts / np.maximum(bins_seen, 1)
 
     def _contrastive_names(self):
         """The ``contrastive`` parameter as a tuple of names (None for "auto")."""

@@ -92,7 +92,7 @@ class NeuroformerConfig:
         Time bins of the ``"mean+binned"`` counts (the window's dt values ``0..window_bins -
         1`` split into this many equal groups).
     window_bins : int
-        Bins (dt values) of a current window; used by ``"mean+binned"``.
+        Bins (dt values) of a current window; used by ``"mean+binned"`` and ``rate_prior``.
     count_knots : tuple of float
         Knots, strictly increasing, on the axis ``log(1 + n)`` of the ``"mean+count"``
         code: piecewise-linear interpolation weights ("hat" functions; the two knots around
@@ -117,6 +117,12 @@ class NeuroformerConfig:
         ``P(dt) P(id | dt)``; see :meth:`Neuroformer.token_logits`). ``"independent"``: the
         paper's two independent heads, whose product cannot represent the ordering of
         spikes inside a bin.
+    rate_prior : bool
+        Add to the next-token logits the log-probabilities of a homogeneous Poisson model of
+        every neuron at the rates of the ``unit_rates`` buffer (:class:`~nfestimators.model.heads.RatePrior`;
+        the estimators set it to the training rates), with the id and dt heads starting at 0:
+        the model starts as that Poisson model and learns how the spikes depart from it.
+        Needs ``id_head="given_dt"`` and ``window_bins``.
     label_smoothing : float
         Label smoothing of the classification loss (as ``torch.nn.functional.cross_entropy``).
     compat_drop_frame_pe : bool
@@ -172,6 +178,7 @@ class NeuroformerConfig:
     clip_temp: float = 0.5
     symmetric_clip: bool = False
     id_head: str = "given_dt"
+    rate_prior: bool = False
     label_smoothing: float = 0.0
     compat_drop_frame_pe: bool = False
     compat_layernorm_behavior: bool = False
@@ -196,6 +203,10 @@ class NeuroformerConfig:
             raise ValueError(f"time_embedding must be 'learned' or 'sinusoidal', got {self.time_embedding!r}")
         if self.id_head not in ("given_dt", "independent"):
             raise ValueError(f"id_head must be 'given_dt' or 'independent'; got {self.id_head!r}")
+        if self.rate_prior and (self.id_head != "given_dt" or self.window_bins < 1):
+            raise ValueError("rate_prior=True needs id_head='given_dt' and window_bins >= 1 (the "
+                             f"current window's bins); got id_head={self.id_head!r}, "
+                             f"window_bins={self.window_bins}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}")
         self.count_knots = tuple(float(k) for k in self.count_knots)

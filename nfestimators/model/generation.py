@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .heads import run_positions
 from .state import eval_mode
 
 CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior", "unit_range")
@@ -112,10 +113,11 @@ def _draw(logits, sampling, greedy, uniform):
     return torch.minimum(choice, last_allowed)
 
 
-def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, dt_limit,
-                 unit_range=None):
+def _next_tokens(model, z, ids, dts, repeat, uniform, id_sampling, dt_sampling, greedy,
+                 dt_limit, unit_range=None):
     """Next id and dt for every row of the last-position final stream ``z`` (B, E), after
-    the current tokens ``ids``, ``dts`` (B,).
+    the current tokens ``ids``, ``dts`` (B,), the ``repeat``-th (B,) of their runs of equal
+    spikes (:func:`~nfestimators.model.heads.run_positions`; read by the rate prior).
 
     The dt is drawn first, then the id given it (:meth:`Neuroformer.token_logits`): with
     ``id_head="given_dt"`` the model's logits already exclude what cannot follow (an EOS dt
@@ -124,12 +126,13 @@ def _next_tokens(model, z, ids, dts, uniform, id_sampling, dt_sampling, greedy, 
     ``unit_range`` (B, 2) (multi-session models) only the row's session's neurons are drawn.
     """
     c = model.config
-    logits_dt = model.dt_logits(z, dts).float().clone()
+    prior = model.rate_prior(ids, dts, repeat, unit_range)
+    logits_dt = model.dt_logits(z, dts, prior).float().clone()
     logits_dt[:, dt_limit:c.n_dt] = float("-inf")  # dt values beyond dt_limit
     if c.id_head == "independent":
         logits_dt[:, c.n_dt:] = float("-inf")  # value tokens only
     next_dt = _draw(logits_dt, dt_sampling, greedy, uniform[:, 1])
-    logits_id = model.id_logits(z, ids, dts, next_dt, unit_range).float().clone()
+    logits_id = model.id_logits(z, ids, dts, next_dt, unit_range, prior).float().clone()
     if c.id_head == "independent":
         logits_id[:, [c.sos_id, c.pad_id]] = float("-inf")  # spikes or EOS only
     next_id = _draw(logits_id, id_sampling, greedy, uniform[:, 0])
@@ -197,8 +200,9 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
     for step in range(max_new_tokens):
         z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
         next_id, next_dt = _next_tokens(
-            model, z, seq_id[:, -1], seq_dt[:, -1], uniforms[active, step], id_sampling, dt_sampling,
-            greedy, dt_limit, None if unit_range is None else unit_range[active],
+            model, z, seq_id[:, -1], seq_dt[:, -1], (run_positions(seq_id, seq_dt, c)[:, -1] if c.rate_prior else None),
+            uniforms[active, step], id_sampling, dt_sampling, greedy, dt_limit,
+            None if unit_range is None else unit_range[active],
         )
         ended = next_id == c.eos_id
         out_id[active, step] = torch.where(ended, -1, next_id)

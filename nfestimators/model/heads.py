@@ -2,8 +2,10 @@
 
 The next-token heads: :class:`IdGivenDt` conditions the stream on the next token's dt before
 the id head, and the token layout's grammar (time bins never go back, neuron ids only go up
-inside a bin, EOS ends a window) as masks of impossible continuations. The supervised heads'
-count features: the code of a window's spike count and the per-neuron binned counts.
+inside a bin, EOS ends a window) as masks of impossible continuations, and the rate prior:
+the next-token log-probabilities of a per-neuron Poisson model, which the heads' logits are
+added to. The supervised heads' count features: the code of a window's spike count and the
+per-neuron binned counts.
 """
 
 from __future__ import annotations
@@ -60,6 +62,119 @@ def other_sessions_units(unit_range, ndim, config):
     shape = (unit_range.shape[0],) + (1,) * (ndim - 1)
     lo, hi = unit_range[:, 0].reshape(shape), unit_range[:, 1].reshape(shape)
     return (vocab < config.n_neurons) & ((vocab < lo) | (vocab >= hi))
+
+
+def run_positions(ids, dts, config):
+    """Position (..., T) of every token in its run of equal spike tokens: 1 for a neuron's
+    first spike in a bin, k for its k-th (spikes of one neuron in one bin are adjacent in
+    token order); 1 for the special tokens. ``ids``, ``dts``: (..., T)."""
+    same = torch.zeros_like(ids, dtype=torch.bool)
+    same[..., 1:] = ((ids[..., 1:] == ids[..., :-1]) & (dts[..., 1:] == dts[..., :-1])
+                     & (ids[..., 1:] < config.n_neurons))
+    index = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
+    run_start = torch.cummax(torch.where(same, 0, index), dim=-1).values
+    return index - run_start + 1
+
+
+AGAIN_EPS = 1e-7  # the least probability of another spike of a neuron in its bin, and of none
+
+
+class RatePrior:
+    """Next-token log-probabilities of a homogeneous Poisson model of every neuron, in the
+    token layout: what the heads' logits are added to (``config.rate_prior``), so that a
+    model whose heads say nothing is exactly the per-neuron Poisson model at ``rates``, and
+    the network learns only how the spikes depart from it.
+
+    Parameters
+    ----------
+    rates : Tensor of shape (N,)
+        Expected spikes per bin of every neuron of the unit vocabulary (``> 0``).
+    ids, dts : LongTensor of shape (...)
+        The current tokens.
+    repeat : LongTensor of shape (...)
+        :func:`run_positions` of the current tokens.
+    unit_range : LongTensor of shape (B, 2) or None
+        Each row's session's ids ``[lo, hi)`` (multi-session models); None: all neurons.
+    config : NeuroformerConfig
+        ``window_bins`` is the number of bins of the current window.
+
+    Notes
+    -----
+    After the j-th spike of neuron n in bin b, a Poisson model of rates ``l`` puts the next
+    token at: another spike of n in b with probability ``r = P(c >= j + 1 | c >= j)``; else
+    the first neuron m > n of the session to fire in b (``P = exp(-sum l(n+1 .. m-1)) (1 -
+    exp(-l_m))``), or the first spike of a later bin d (no spike in the bins between), or the
+    end of the window. SOS is "before bin 0". The dt logits are the log-probabilities of the
+    next token's bin; the id logits, given that bin, are unnormalised log-probabilities (the
+    softmax normalises them), so the model's ``P(dt) P(id | dt)`` is exactly the Poisson
+    model's. :meth:`Neuroformer.dt_logits` and :meth:`Neuroformer.id_logits` add them to
+    the heads' logits before the grammar's masks.
+    """
+
+    def __init__(self, rates, ids, dts, repeat, unit_range, config):
+        c = config
+        self.config = c
+        rates = rates.double()
+        self.cum = torch.cat([rates.new_zeros(1), rates.cumsum(0)])  # (N+1,)
+        self.log_fire = torch.log(-torch.expm1(-rates))  # (N,) log P(a neuron fires in a bin)
+        if unit_range is None:
+            lo = torch.zeros_like(ids)
+            hi = torch.full_like(ids, c.n_neurons)
+        else:
+            shape = (unit_range.shape[0],) + (1,) * (ids.ndim - 1)
+            lo = unit_range[:, 0].reshape(shape).expand_as(ids)
+            hi = unit_range[:, 1].reshape(shape).expand_as(ids)
+        spike = ids < c.n_neurons
+        neuron = torch.where(spike, ids, 0)
+        rate = rates[neuron]
+        j = repeat.clamp(min=1).double()
+        # P(c >= j + 1 | c >= j) of the current neuron; 0 after SOS (no current neuron)
+        upper, lower = torch.special.gammainc(j + 1, rate), torch.special.gammainc(j, rate)
+        again = torch.where(lower > 0, upper / lower.clamp(min=1e-300), rate / (j + 1))
+        # kept inside (0, 1): windows cut by the token budget are not Poisson, and no
+        # continuation may get probability 0 (an infinite loss)
+        self.again = torch.where(spike, again.clamp(AGAIN_EPS, 1 - AGAIN_EPS), 0.0)
+        self.spike = spike
+        # rate summed over the session's neurons after the current one (0 after SOS)
+        self.after = torch.where(spike, self.cum[hi] - self.cum[(neuron + 1).clamp(max=c.n_neurons)],
+                                 0.0)
+        self.total = self.cum[hi] - self.cum[lo]  # the session's rate per bin
+        self.bin = torch.where(spike, dts, -1)  # SOS is before bin 0
+        self.lo, self.neuron = lo, neuron
+
+    def dt_logits(self):
+        """(..., K+3): log P(next token's dt); -inf where the Poisson model never goes."""
+        c = self.config
+        d = torch.arange(c.dt_vocab_size, device=self.bin.device).double()  # (K+3,)
+        b = self.bin.unsqueeze(-1).double()
+        stay_no_more = torch.log1p(-self.again).unsqueeze(-1)  # no further spike of neuron n
+        after, total = self.after.unsqueeze(-1), self.total.unsqueeze(-1)
+        same_bin = torch.log(self.again.unsqueeze(-1) + (1 - self.again.unsqueeze(-1))
+                             * -torch.expm1(-after))
+        later = stay_no_more - after - total * (d - b - 1) + torch.log(-torch.expm1(-total))
+        end = stay_no_more - after - total * (c.window_bins - 1 - b)
+        logits = torch.where(d == b, same_bin, torch.where(d > b, later, float("-inf")))
+        logits = torch.where(d < c.window_bins, logits, float("-inf"))
+        return torch.where(d == c.eos_dt, end, logits).float()
+
+    def id_logits(self, next_dt):
+        """(..., N+3): log P(next token's id | its dt ``next_dt`` (...)) up to a constant;
+        0 for the special ids and where the next dt is not a value (the masks decide)."""
+        c = self.config
+        m = torch.arange(c.id_vocab_size, device=next_dt.device)  # (N+3,)
+        neuron = m.clamp(max=c.n_neurons - 1)
+        # log P(m is the first neuron to fire from neuron 0 on), up to exp(cum[lo]): (N+3,)
+        first_to_fire = (self.log_fire[neuron] - self.cum[neuron]).float()
+        later_bin = first_to_fire + self.cum[self.lo].float().unsqueeze(-1)
+        in_bin_offset = (torch.log1p(-self.again)
+                         + self.cum[(self.neuron + 1).clamp(max=c.n_neurons)]).float()
+        in_bin = torch.where(m == self.neuron.unsqueeze(-1),
+                             torch.log(self.again).float().unsqueeze(-1),
+                             first_to_fire + in_bin_offset.unsqueeze(-1))
+        same = (self.spike & (next_dt == self.bin)).unsqueeze(-1)
+        logits = torch.where(same, in_bin, later_bin)
+        value = ((next_dt < c.n_dt).unsqueeze(-1)) & (m < c.n_neurons)
+        return torch.where(value, logits, 0.0)
 
 
 def count_code(n_spikes, knots):

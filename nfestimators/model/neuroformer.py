@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
 from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
-from .heads import (IdGivenDt, binned_counts, count_code, impossible_dts, impossible_ids,
-                    other_sessions_units)
+from .heads import (IdGivenDt, RatePrior, binned_counts, count_code, impossible_dts,
+                    impossible_ids, other_sessions_units, run_positions)
 from .losses import contrastive_loss, sclm_loss
 from .state import Context, DecodeState
 
@@ -137,7 +137,13 @@ class Neuroformer(nn.Module):
                 c.compat_clip_mean_frames):
             self.frame_pool = nn.Parameter(torch.full((c.n_frame_tokens, E), 1 / c.n_frame_tokens))
 
+        # The rate prior's per-neuron spikes per bin (set by the estimators at fit).
+        self.register_buffer("unit_rates", torch.ones(c.n_neurons) if c.rate_prior else None)
+
         self.apply(self._init_weights)
+        if c.rate_prior:  # the heads start silent: the model starts as the Poisson prior
+            nn.init.zeros_(self.head_id.weight)
+            nn.init.zeros_(self.head_dt.weight)
 
     @staticmethod
     def _init_weights(module):
@@ -293,31 +299,46 @@ class Neuroformer(nn.Module):
         get probability 0 (their logits are -inf). On spikes with little to learn beyond
         per-neuron rates this is what lets the model beat a Poisson model at all.
         """
-        return self.id_logits(z, ids, dts, next_dt, unit_range), self.dt_logits(z, dts)
+        prior = self.rate_prior(ids, dts, run_positions(ids, dts, self.config), unit_range)
+        return (self.id_logits(z, ids, dts, next_dt, unit_range, prior),
+                self.dt_logits(z, dts, prior))
 
-    def dt_logits(self, z, dts):
+    def rate_prior(self, ids, dts, repeat, unit_range=None):
+        """The :class:`~nfestimators.model.heads.RatePrior` of the current tokens ``ids``,
+        ``dts`` (...) whose positions in their runs of equal spikes are ``repeat`` (...), at
+        the ``unit_rates`` buffer; None without ``config.rate_prior``."""
+        if not self.config.rate_prior:
+            return None
+        return RatePrior(self.unit_rates, ids, dts, repeat, unit_range, self.config)
+
+    def dt_logits(self, z, dts, prior=None):
         """Logits of the next token's dt, (..., K+3), given the stream and the current dts (...).
 
         With ``id_head="given_dt"`` the impossible ones are -inf: SOS and PAD, and after a
-        value dt every earlier value.
+        value dt every earlier value. ``prior`` (:meth:`rate_prior`) is added when given.
         """
         logits = self.head_dt(z)
         if self.id_given_dt is None:  # the paper's heads, unconstrained
             return logits
+        if prior is not None:
+            logits = logits + prior.dt_logits()
         return logits.masked_fill(impossible_dts(dts, self.config), float("-inf"))
 
-    def id_logits(self, z, ids, dts, next_dt, unit_range=None):
+    def id_logits(self, z, ids, dts, next_dt, unit_range=None, prior=None):
         """Logits of the next token's neuron id, (..., N+3), given its dt (see :meth:`token_logits`).
 
         With ``id_head="given_dt"`` the impossible ones are -inf: after an EOS dt every id but
         EOS; after a value dt every special id, and in the current token's bin every neuron
         below the current one. (Positions whose next dt is PAD are left alone: no target.)
         With ``unit_range`` (B, 2), the neurons outside every row's session are -inf too.
+        ``prior`` (:meth:`rate_prior`) is added when given.
         """
         if self.id_given_dt is None:
             logits = self.head_id(z)
         else:
             logits = self.head_id(self.id_given_dt(z, next_dt))
+            if prior is not None:
+                logits = logits + prior.id_logits(next_dt)
             logits = logits.masked_fill(impossible_ids(ids, dts, next_dt, self.config),
                                         float("-inf"))
         if unit_range is not None:
