@@ -89,6 +89,7 @@ def run(X, args, precision, graphs, count_flops):
         batch_size=args.batch_size, max_epochs=args.epochs, lr=1e-4, weight_decay=1.0,
         validation_fraction=None, device=args.device, precision=precision,
         compile=args.compile, cuda_graphs=graphs, random_state=0, strategy=args.strategy,
+        rate_prior=not args.no_rate_prior,
         callbacks=[("flops", flops)] if count_flops else None)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -126,7 +127,8 @@ def profile_steps(X, args, precision, graphs, n_steps=20):
 
     pre = NeuroformerPretrainer(preset=args.preset, contrastive=("id", "frames"), max_tokens=100,
                                 max_prev_tokens=700, max_epochs=1, validation_fraction=None,
-                                device=args.device, precision=precision, random_state=0)
+                                device=args.device, precision=precision, random_state=0,
+                                rate_prior=not args.no_rate_prior)
     pre.fit(X[: args.batch_size * 2])
     model = pre.model_.train()
     store = pre.input_encoder_.store(X, args.device, pad_multiple=32 if graphs else 8)
@@ -205,6 +207,8 @@ def main():
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of recording")
     parser.add_argument("--n-neurons", type=int, default=2023)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--no-rate-prior", action="store_true",
+                        help="rate_prior=False (the paper's heads; the default adds the prior)")
     parser.add_argument("--cuda-graphs", nargs="+", choices=("on", "off"), default=["on"],
                         help="train with CUDA graph replays, eager steps, or both in turn")
     parser.add_argument("--peak-tflops", type=float, default=790.0)
