@@ -179,8 +179,9 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             return self._rate_prior_state(self.input_encoder_.training_rates(X), len(X))
         if n_added and "unit_rates" in init_state:
             added = self._rate_prior_state(self.input_encoder_.training_rates(X), len(X))
+            old = init_state["unit_rates"]  # on the pretrained model's device
             init_state = {**init_state, "unit_rates": torch.cat(
-                [init_state["unit_rates"], added["unit_rates"][-n_added:]])}
+                [old, added["unit_rates"][-n_added:].to(old.device)])}
         return init_state
 
     def _loss_config(self):
