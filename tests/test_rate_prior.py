@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from generation_reference import generate_tokens_reference
+
 from nfestimators import NeuroformerPretrainer, SpikeTokenizer, SpikeWindows
 from nfestimators.data.collate import TokenStore
 from nfestimators.datasets import make_code_data
@@ -96,6 +98,27 @@ def test_prior_alone_generates_poisson_counts():
     mean_count = np.bincount(spikes, minlength=len(rates)) / (len(X) * X.n_bins)
     np.testing.assert_allclose(mean_count, rates, rtol=0.1)
     assert np.all((out.dts[out.ids < len(rates)] < X.n_bins) | (out.ids[out.ids < 4] < 0))
+
+
+def test_cached_sampler_tracks_repeats_as_the_uncached_reference():
+    """The sampler keeps each row's run position as it goes (rows end and are dropped); the
+    reference recomputes it from the whole sequence at every step: same draws, same tokens."""
+    rates = np.array([0.9, 1.5, 0.4])  # repeats are common
+    X = poisson_windows(rates, 60)
+    tok = SpikeTokenizer().fit(X)
+    model = prior_only_model(X, rates, tok)
+    with torch.no_grad():  # heads that say something, so the stream matters too
+        model.head_id.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
+        model.head_dt.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+    batch = TokenStore(tok.transform(X), "cpu").batch(np.arange(len(X)), targets=False)
+    cached = generate_tokens(model, batch, generator=torch.Generator().manual_seed(3),
+                             dt_limit=X.n_bins)
+    reference = generate_tokens_reference(model, batch, generator=torch.Generator().manual_seed(3),
+                                          dt_limit=X.n_bins)
+    np.testing.assert_array_equal(cached.ids, reference.ids)
+    np.testing.assert_array_equal(cached.dts, reference.dts)
+    repeats = (cached.ids[:, 1:] == cached.ids[:, :-1]) & (cached.dts[:, 1:] == cached.dts[:, :-1])
+    assert (repeats & (cached.ids[:, 1:] >= 0)).sum() > 10
 
 
 def test_config_needs_the_conditioned_head_and_the_window_bins():

@@ -53,8 +53,8 @@ PARAMETERS = {
 :class:`NeuroformerPretrainer` wrapped in :class:`sklearn.frozen.FrozenEstimator` (so that
 ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from the same weights).
 The data must have the pretraining data's window geometry; the model size (``preset``,
-``n_layers``, ``n_embd``, ``n_head``, ``compat``, ``rate_prior``) is the pretrained one's. Windows of a
-session the pretrained model does not know (another recording: a session key it has not
+``n_layers``, ``n_embd``, ``n_head``, ``compat``, ``rate_prior``) is the pretrained one's.
+Windows of a session the pretrained model does not know (another recording: a session key it has not
 seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains from
 scratch."""),
     "adapt": Parameter(

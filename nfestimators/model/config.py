@@ -119,8 +119,9 @@ class NeuroformerConfig:
         spikes inside a bin.
     rate_prior : bool
         Add to the next-token logits the log-probabilities of a homogeneous Poisson model of
-        every neuron at the rates of the ``unit_rates`` buffer (:class:`~nfestimators.model.heads.RatePrior`;
-        the estimators set it to the training rates), with the id and dt heads starting at 0:
+        every neuron at the rates of the ``unit_rates`` buffer
+        (:class:`~nfestimators.model.heads.RatePrior`; the estimators set it to the training
+        rates), with the id and dt heads starting at 0:
         the model starts as that Poisson model and learns how the spikes depart from it.
         Needs ``id_head="given_dt"`` and ``window_bins``.
     label_smoothing : float

@@ -31,7 +31,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .heads import run_positions
 from .state import eval_mode
 
 CONTEXT_KEYS = ("id_prev", "dt_prev", "frames", "behavior", "unit_range")
@@ -196,11 +195,13 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
     seq_id = torch.full((B, 1), c.sos_id, dtype=torch.long, device=device)  # (b, t)
     seq_dt = torch.zeros((B, 1), dtype=torch.long, device=device)
     unit_range = batch.get("unit_range")  # (B, 2): each window's session's neurons, or None
+    # the last token's place in its run of equal spikes (run_positions), for the rate prior
+    repeat = torch.ones((B,), dtype=torch.long, device=device)
 
     for step in range(max_new_tokens):
         z = model.decode(seq_id[:, -1:], seq_dt[:, -1:], state=state)[:, -1]  # (b, E)
         next_id, next_dt = _next_tokens(
-            model, z, seq_id[:, -1], seq_dt[:, -1], (run_positions(seq_id, seq_dt, c)[:, -1] if c.rate_prior else None),
+            model, z, seq_id[:, -1], seq_dt[:, -1], repeat,
             uniforms[active, step], id_sampling, dt_sampling, greedy, dt_limit,
             None if unit_range is None else unit_range[active],
         )
@@ -215,8 +216,11 @@ def _generate_chunk(model, batch, uniforms, max_new_tokens, id_sampling, dt_samp
             if not keep.any():
                 break
             rows = keep.nonzero().squeeze(1)
-            active, seq_id, seq_dt, next_id, next_dt = (t[rows] for t in (active, seq_id, seq_dt, next_id, next_dt))
+            active, seq_id, seq_dt, next_id, next_dt, repeat = (
+                t[rows] for t in (active, seq_id, seq_dt, next_id, next_dt, repeat))
             state = state.select(rows)
+        again = (next_id == seq_id[:, -1]) & (next_dt == seq_dt[:, -1]) & (next_id < c.n_neurons)
+        repeat = torch.where(again, repeat + 1, 1)
         seq_id = torch.cat([seq_id, next_id[:, None]], dim=1)
         seq_dt = torch.cat([seq_dt, next_dt[:, None]], dim=1)
     return out_id, out_dt, lengths

@@ -135,9 +135,10 @@ class RatePrior:
         # continuation may get probability 0 (an infinite loss)
         self.again = torch.where(spike, again.clamp(AGAIN_EPS, 1 - AGAIN_EPS), 0.0)
         self.spike = spike
-        # rate summed over the session's neurons after the current one (0 after SOS)
-        self.after = torch.where(spike, self.cum[hi] - self.cum[(neuron + 1).clamp(max=c.n_neurons)],
-                                 0.0)
+        # rate summed over the neurons up to the current one, and over the session's
+        # neurons after it (0 after SOS)
+        self.up_to_current = self.cum[(neuron + 1).clamp(max=c.n_neurons)]
+        self.after = torch.where(spike, self.cum[hi] - self.up_to_current, 0.0)
         self.total = self.cum[hi] - self.cum[lo]  # the session's rate per bin
         self.bin = torch.where(spike, dts, -1)  # SOS is before bin 0
         self.lo, self.neuron = lo, neuron
@@ -166,8 +167,7 @@ class RatePrior:
         # log P(m is the first neuron to fire from neuron 0 on), up to exp(cum[lo]): (N+3,)
         first_to_fire = (self.log_fire[neuron] - self.cum[neuron]).float()
         later_bin = first_to_fire + self.cum[self.lo].float().unsqueeze(-1)
-        in_bin_offset = (torch.log1p(-self.again)
-                         + self.cum[(self.neuron + 1).clamp(max=c.n_neurons)]).float()
+        in_bin_offset = (torch.log1p(-self.again) + self.up_to_current).float()
         in_bin = torch.where(m == self.neuron.unsqueeze(-1),
                              torch.log(self.again).float().unsqueeze(-1),
                              first_to_fire + in_bin_offset.unsqueeze(-1))
