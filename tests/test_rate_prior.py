@@ -143,3 +143,21 @@ def test_pretrainer_beats_the_poisson_baseline_held_out():
             scores[prior] = pre.score(test)
     assert scores[True] > 0.0
     assert scores[False] < scores[True] - 0.5
+
+
+def test_finetuning_keeps_the_pretrained_prior_and_refuses_another():
+    from sklearn.frozen import FrozenEstimator
+
+    from nfestimators import NeuroformerRegressor
+
+    data = make_code_data("behavior", n_trials=60, random_state=0)
+    X, y = data.windows, data.target
+    fast = dict(preset="tiny", max_epochs=1, device="cpu", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pre = NeuroformerPretrainer(**fast).fit(X)
+        reg = NeuroformerRegressor(pretrained=FrozenEstimator(pre), **fast).fit(X, y)
+    assert reg.model_.config.rate_prior
+    torch.testing.assert_close(reg.model_.unit_rates, pre.model_.unit_rates)
+    with pytest.raises(ValueError, match="rate_prior=False"):
+        NeuroformerRegressor(pretrained=FrozenEstimator(pre), rate_prior=False, **fast).fit(X, y)
