@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nfestimators import NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor
+from nfestimators import (NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor,
+                          SpikeWindows)
 from nfestimators.data import TokenStore
 from nfestimators.datasets import make_spiking_data
 from nfestimators.model import Neuroformer, build_model, eval_mode
@@ -132,3 +133,17 @@ def test_store_inference_batch_of_no_rows_is_an_error(pre, X):
     assert isinstance(store, TokenStore)
     with pytest.raises(ValueError, match="at least one row"):
         store.batch(np.array([], dtype=int), targets=False)
+
+
+def test_inference_order_sorts_by_length_and_ignores_the_input_order():
+    from nfestimators.estimators._base import inference_order
+
+    counts = np.random.default_rng(0).poisson(0.3, (200, 6, 5))
+    X = SpikeWindows.from_counts(counts.transpose(1, 0, 2).reshape(6, -1), dt=0.01,
+                                 window=0.05, prev_window=0.05)
+    order = inference_order(X)
+    assert np.all(np.diff(X.n_spikes()[order]) >= 0)  # shortest windows first
+    perm = np.random.default_rng(1).permutation(len(X))
+    a, b = X[order], X[perm][inference_order(X[perm])]
+    np.testing.assert_array_equal(a.to_counts(), b.to_counts())
+    np.testing.assert_array_equal(a.to_counts(past=True), b.to_counts(past=True))

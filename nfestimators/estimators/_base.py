@@ -212,13 +212,19 @@ class NeuroformerBase(BaseEstimator):
     def _forward_all(self, X, collect, batch_size=None, *, next_tokens=False):
         """Run the model over every window of ``X`` (checked) in eval mode, bounded memory.
 
-        ``collect(out, batch)`` returns a numpy array per batch; rows are concatenated. The
-        model computes its outputs only: no loss. With ``next_tokens`` the batches carry the
-        next-token targets and the outputs the next-token logits (what a likelihood needs);
-        without, neither is built (the inference path of ``predict`` and ``transform``).
+        ``collect(out, batch)`` returns a numpy array per batch; rows are concatenated in the
+        order of ``X``. The model computes its outputs only: no loss. With ``next_tokens`` the
+        batches carry the next-token targets and the outputs the next-token logits (what a
+        likelihood needs); without, neither is built (the inference path of ``predict`` and
+        ``transform``).
+
+        The windows are batched in :func:`inference_order`, so that a batch pads little and a
+        window's output does not depend on the order of ``X``.
         """
         device = self._model_to_inference_device()
         batch_size = int(batch_size or max(int(self.batch_size), 256))
+        order = inference_order(X)
+        X = X[order]
         parts = []
         progress = window_progress(type(self).__name__, len(X)) if self.verbose else None
         with progress or contextlib.nullcontext(), eval_mode(self.model_), torch.no_grad(), self._autocast(device):
@@ -231,7 +237,10 @@ class NeuroformerBase(BaseEstimator):
                     parts.append(collect(out, batch))
                     if progress is not None:
                         progress.update(len(rows))
-        return np.concatenate(parts)
+        outputs = np.concatenate(parts)
+        unsorted = np.empty_like(outputs)
+        unsorted[order] = outputs
+        return unsorted
 
     # -------------------------------------------------------------------- persistence
     def __getstate__(self):
@@ -260,6 +269,27 @@ class NeuroformerBase(BaseEstimator):
     def load(cls, path):
         """Load an estimator saved with :meth:`save` (on the CPU unless told otherwise)."""
         return _persistence.load(cls, path, NeuroformerBase)
+
+
+def _spikes_hash(neuron, bins, offsets):
+    """A 64-bit hash of every window's set of (neuron, bin) events (CSR ``offsets``)."""
+    with np.errstate(over="ignore"):
+        x = (neuron.astype(np.uint64) * np.uint64(1_000_003) + bins.astype(np.uint64)
+             + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        x ^= x >> np.uint64(29)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        total = np.concatenate([[np.uint64(0)], np.cumsum(x, dtype=np.uint64)])
+        return total[offsets[1:]] - total[offsets[:-1]]
+
+
+def inference_order(X):
+    """Order of the windows of ``X`` for inference batches: by spike count (current, then
+    past window), so that a batch holds windows of about one length and pads little, then by
+    a hash of their spikes, so that the same windows in any order land in the same places of
+    the same batches (float results depend on a row's place in a batch, by rounding)."""
+    content = _spikes_hash(X.neuron, X.bin, X.offsets) ^ (
+        _spikes_hash(X.prev_neuron, X.prev_bin, X.prev_offsets) >> np.uint64(1))
+    return np.lexsort((content, X.n_spikes(past=True), X.n_spikes()))
 
 
 def window_progress(name, n_windows):
