@@ -10,7 +10,7 @@ import torch
 from generation_reference import generate_tokens_reference
 
 from nfestimators import NeuroformerPretrainer, SpikeTokenizer, SpikeWindows
-from nfestimators.data.collate import TokenStore
+from nfestimators.data import TokenStore
 from nfestimators.datasets import make_code_data
 from nfestimators.metrics import poisson_log_likelihood
 from nfestimators.model import Neuroformer, NeuroformerConfig, make_config
@@ -46,8 +46,6 @@ def token_log_likelihood(model, batch):
 
 
 def test_run_positions_count_repeats_of_one_spike():
-    from nfestimators.model import NeuroformerConfig
-
     config = NeuroformerConfig(n_neurons=5, n_dt=4)
     ids = torch.tensor([[5, 2, 2, 2, 3, 3, 6, 7]])
     dts = torch.tensor([[0, 1, 1, 1, 1, 2, 5, 6]])

@@ -54,9 +54,9 @@ PARAMETERS = {
 ``clone``, ``GridSearchCV`` and ``cross_val_score`` start every fit from the same weights).
 The data must have the pretraining data's window geometry; the model size (``preset``,
 ``n_layers``, ``n_embd``, ``n_head``, ``compat``, ``rate_prior``) is the pretrained one's.
-Windows of a session the pretrained model does not know (another recording: a session key it has not
-seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains from
-scratch."""),
+Windows of a session the pretrained model does not know (another recording: a session key it
+has not seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains
+from scratch."""),
     "adapt": Parameter(
         [StrOptions(set(ADAPT_OPTIONS))], '{"units+all", "units"}',
         """With ``pretrained`` and a new session (see the multi-session page of the user guide):

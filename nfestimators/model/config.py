@@ -121,8 +121,8 @@ class NeuroformerConfig:
         Add to the next-token logits the log-probabilities of a homogeneous Poisson model of
         every neuron at the rates of the ``unit_rates`` buffer
         (:class:`~nfestimators.model.heads.RatePrior`; the estimators set it to the training
-        rates), with the id and dt heads starting at 0:
-        the model starts as that Poisson model and learns how the spikes depart from it.
+        rates), with the id and dt heads starting at 0: the model starts as that Poisson
+        model and learns how the spikes depart from it.
         Needs ``id_head="given_dt"`` and ``window_bins``.
     label_smoothing : float
         Label smoothing of the classification loss (as ``torch.nn.functional.cross_entropy``).

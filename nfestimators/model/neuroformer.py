@@ -299,16 +299,19 @@ class Neuroformer(nn.Module):
         get probability 0 (their logits are -inf). On spikes with little to learn beyond
         per-neuron rates this is what lets the model beat a Poisson model at all.
         """
-        prior = self.rate_prior(ids, dts, run_positions(ids, dts, self.config), unit_range)
+        prior = self.rate_prior(ids, dts, unit_range=unit_range)
         return (self.id_logits(z, ids, dts, next_dt, unit_range, prior),
                 self.dt_logits(z, dts, prior))
 
-    def rate_prior(self, ids, dts, repeat, unit_range=None):
+    def rate_prior(self, ids, dts, repeat=None, unit_range=None):
         """The :class:`~nfestimators.model.heads.RatePrior` of the current tokens ``ids``,
-        ``dts`` (...) whose positions in their runs of equal spikes are ``repeat`` (...), at
-        the ``unit_rates`` buffer; None without ``config.rate_prior``."""
+        ``dts`` (...) whose positions in their runs of equal spikes are ``repeat`` (...;
+        None: :func:`~nfestimators.model.heads.run_positions` of ``ids``, ``dts`` as
+        sequences), at the ``unit_rates`` buffer; None without ``config.rate_prior``."""
         if not self.config.rate_prior:
             return None
+        if repeat is None:
+            repeat = run_positions(ids, dts, self.config)
         return RatePrior(self.unit_rates, ids, dts, repeat, unit_range, self.config)
 
     def dt_logits(self, z, dts, prior=None):
