@@ -11,6 +11,11 @@ smooth behaviour). On the same labelled rows, all through the public estimators:
   the new session's unit embeddings and the head with the backbone frozen, then everything
   (``--adapt units+all``);
 * ``single``: the same with a pretrainer fitted on one other session only;
+* ``supervised``: a ``NeuroformerRegressor`` fitted on the other sessions and their
+  behaviour (supervised pretraining, as POYO's), then ``NeuroformerRegressor(pretrained=...)``
+  on the new session, which keeps the pretrained head (same targets): the new units are
+  identified through a decoder that already maps the shared latent to the behaviour;
+* ``supervised single``: the same with one other session;
 * ``scratch``: the same regressor from random weights;
 * ``ridge``: ``RidgeCV`` on standardised per-neuron counts of the current and past window.
 
@@ -48,7 +53,7 @@ from nfestimators import NeuroformerPretrainer, NeuroformerRegressor, SpikeWindo
 from nfestimators.datasets import make_multisession_data
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("adapted", "single", "scratch", "ridge")
+METHODS = ("adapted", "single", "supervised", "supervised single", "scratch", "ridge")
 HELD_OUT = "held_out"  # session key of the new session
 
 
@@ -91,6 +96,13 @@ def pretrain(args, sessions, seed):
         preset=args.preset, max_epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
         lr=args.lr, validation_fraction=None, n_iter_no_change=None, device=args.device,
         random_state=seed).fit(sessions)
+
+
+def pretrain_supervised(args, sessions, behavior, seed):
+    return NeuroformerRegressor(
+        preset=args.preset, max_epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
+        lr=args.lr, validation_fraction=None, n_iter_no_change=None, device=args.device,
+        random_state=seed).fit(SpikeWindows.from_sessions(sessions), np.concatenate(behavior))
 
 
 def cross_session_decoding(pre, sessions, behavior, rng):
@@ -138,6 +150,10 @@ def run_draw(args, draw, log):
     t0 = time.perf_counter()
     pre_multi = pretrain(args, others, seed)
     pre_single = pretrain(args, others[0], seed)
+    supervised = [pretrain_supervised(args, others, y_others, seed)
+                  if "supervised" in args.methods else None,
+                  pretrain_supervised(args, others[:1], y_others[:1], seed)
+                  if "supervised single" in args.methods else None]
     log(f"  pretrained in {time.perf_counter() - t0:.0f} s (multi "
         f"{pre_multi.history_[-1, 'train_loss']:.3f}, single "
         f"{pre_single.history_[-1, 'train_loss']:.3f} final train loss)")
@@ -149,14 +165,15 @@ def run_draw(args, draw, log):
             model = ridge().fit(counts_features(new[train]), y_new[train])
             pred = model.predict(counts_features(new[test]))
         else:
-            source = {"adapted": pre_multi, "single": pre_single, "scratch": None}[method]
+            source = {"adapted": pre_multi, "single": pre_single, "supervised": supervised[0],
+                      "supervised single": supervised[1], "scratch": None}[method]
             extra = {} if source is None else dict(pretrained=FrozenEstimator(source),
                                                    adapt=args.adapt)
             model = NeuroformerRegressor(**params, **extra).fit(X_train, y_new[train])
             pred = model.predict(X_test)
         rows.append(dict(draw=draw, method=method, r2=r2(y_new[test], pred),
                          seconds=time.perf_counter() - t0))
-        log(f"  {method:8s} R2x100 {rows[-1]['r2']:7.2f}  ({rows[-1]['seconds']:.1f} s)")
+        log(f"  {method:17s} R2x100 {rows[-1]['r2']:7.2f}  ({rows[-1]['seconds']:.1f} s)")
     matrix, chance, per_target = cross_session_decoding(pre_multi, others, y_others, rng)
     off = matrix[~np.eye(len(matrix), dtype=bool)]
     log(f"  cross-session latent decoding R2x100: within {np.diag(matrix).mean():.1f}, "
@@ -175,11 +192,12 @@ def paired_differences(raw):
     """Per draw, adapted minus each other method (same data, same labelled rows)."""
     wide = raw.pivot(index="draw", columns="method", values="r2")
     rows = []
-    if "adapted" in wide:
-        for other in ("single", "scratch", "ridge"):
-            if other in wide:
-                rows += [dict(draw=d, method=f"adapted - {other} (paired)", r2=v)
-                         for d, v in (wide["adapted"] - wide[other]).items()]
+    for method, others in (("adapted", ("single", "scratch", "ridge")),
+                           ("supervised", ("supervised single", "single", "scratch", "ridge"))):
+        if method in wide:
+            rows += [dict(draw=d, method=f"{method} - {other} (paired)", r2=v)
+                     for other in others if other in wide
+                     for d, v in (wide[method] - wide[other]).items()]
     return pd.DataFrame(rows)
 
 

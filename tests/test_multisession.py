@@ -185,6 +185,51 @@ def test_adapting_a_single_session_model_to_other_neurons(data):
     assert reg.predict(data.sessions[1]).shape == data.behavior[1].shape
 
 
+def test_supervised_pretraining_keeps_its_head_for_a_new_session(data):
+    """A regressor fitted on sessions 0 and 1 (their labels) adapts to session 2 with its
+    head kept: the known neurons' columns of the binned readout and the targets' scale are
+    the pretrained ones, the new neurons' columns start at 0 (a learning rate of 1e-12
+    keeps them there)."""
+    sessions = SpikeWindows.from_sessions(data.sessions[:2])
+    y = np.concatenate(data.behavior[:2])
+    source = NeuroformerRegressor(**FAST).fit(sessions, y)
+    X_new, y_new = data.sessions[2], data.behavior[2]
+    reg = NeuroformerRegressor(pretrained=FrozenEstimator(source), adapt="units",
+                               **{**FAST, "lr": 1e-12, "weight_decay": 0.0}).fit(X_new, y_new)
+    np.testing.assert_array_equal(reg.y_mean_, source.y_mean_)  # the source's units
+    np.testing.assert_array_equal(reg.y_scale_, source.y_scale_)
+    old, new = source.model_.head_reg.weight, reg.model_.head_reg.weight
+    n_added = X_new.n_neurons * reg.model_.config.count_bins
+    assert new.shape == (old.shape[0], old.shape[1] + n_added)
+    torch.testing.assert_close(new[:, :old.shape[1]], old, atol=1e-6, rtol=0)
+    assert float(new[:, old.shape[1]:].detach().abs().max()) < 1e-6
+    assert reg.model_.config.count_knots == source.model_.config.count_knots
+    # another readout, or other targets: a new head (of the new width)
+    fresh = NeuroformerRegressor(pretrained=FrozenEstimator(source), readout="mean",
+                                 **FAST).fit(X_new, y_new)
+    assert fresh.model_.head_reg.weight.shape[1] == fresh.model_.config.n_embd
+    one_target = NeuroformerRegressor(pretrained=FrozenEstimator(source), **FAST).fit(
+        X_new, y_new[:, 0])
+    assert one_target.model_.head_reg.weight.shape[0] == 1
+    assert not np.array_equal(one_target.y_mean_, source.y_mean_[:1])
+
+
+def test_supervised_pretraining_of_a_classifier_needs_the_same_classes(data):
+    sessions = SpikeWindows.from_sessions(data.sessions[:2])
+    labels = np.concatenate(data.labels[:2])
+    source = NeuroformerClassifier(**FAST).fit(sessions, labels)
+    X_new, y_new = data.sessions[2], data.labels[2]
+    assert set(y_new) == set(source.classes_)
+    kept = NeuroformerClassifier(pretrained=FrozenEstimator(source), adapt="units",
+                                 **{**FAST, "lr": 1e-12, "weight_decay": 0.0}).fit(X_new, y_new)
+    width = source.model_.head_cls.weight.shape[1]
+    torch.testing.assert_close(kept.model_.head_cls.weight[:, :width],
+                               source.model_.head_cls.weight, atol=1e-6, rtol=0)
+    other = np.where(y_new == y_new[0], "a", "b")  # other classes: a new head
+    fresh = NeuroformerClassifier(pretrained=FrozenEstimator(source), **FAST).fit(X_new, other)
+    assert fresh.model_.head_cls.weight.shape[0] == 2
+
+
 # ------------------------------------------------------------------ sklearn citizenship
 def test_clone_pickle_save_load_and_grid_search(data, pre, tmp_path):
     X_new, y_new = data.sessions[2], data.behavior[2][:, 0]

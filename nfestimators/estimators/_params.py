@@ -55,8 +55,9 @@ PARAMETERS = {
 The data must have the pretraining data's window geometry; the model size (``preset``,
 ``n_layers``, ``n_embd``, ``n_head``, ``compat``, ``rate_prior``) is the pretrained one's.
 Windows of a session the pretrained model does not know (another recording: a session key it
-has not seen, or other neurons) are a new session, learnt as ``adapt`` says. None trains
-from scratch."""),
+has not seen, or other neurons) are a new session, learnt as ``adapt`` says. A fitted
+regressor or classifier works too: its head is kept when it decodes the same outputs (see
+``readout``). None trains from scratch."""),
     "adapt": Parameter(
         [StrOptions(set(ADAPT_OPTIONS))], '{"units+all", "units"}',
         """With ``pretrained`` and a new session (see the multi-session page of the user guide):
@@ -87,7 +88,9 @@ time bins of the window (every bin of shorter windows): the head then holds a li
 decoder of binned counts, the baseline neuroscientists fit first, and the transformer's
 features add what such a decoder misses (spike order, timing inside the bins, the past
 window, the other modalities). With ``pretrained``, the backbone is loaded and the head
-is new either way."""),
+is new, unless ``pretrained`` is an estimator of this class fitted with this readout on the
+same targets (regressor) or classes (classifier): then its head, its count code and its
+targets' scale are kept (supervised pretraining, e.g. on other sessions' labels)."""),
     "contrastive": Parameter(
         [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
         """Modalities to align: ``"id"`` (the spikes of the window: the mean of their embeddings,

@@ -11,7 +11,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..model import UNIT_TABLES, grow_unit_tables
+from ..model import UNIT_TABLES, grow_head_inputs, grow_unit_tables
 from ._base import NeuroformerBase
 from ._params import SIZE_PARAMETERS
 
@@ -98,7 +98,8 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                 "pretrainer.save(path).")
         if not isinstance(source, NeuroformerBase):
             raise TypeError("pretrained must be a path to a saved estimator, or a fitted "
-                            "NeuroformerPretrainer wrapped in sklearn.frozen.FrozenEstimator; "
+                            "NeuroformerPretrainer (or regressor, classifier) wrapped in "
+                            "sklearn.frozen.FrozenEstimator; "
                             f"got {type(self.pretrained).__name__}.")
         check_is_fitted(source, "model_")
         self._check_size_settings(source)
@@ -118,17 +119,19 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                              f"{', '.join(conflicts)} cannot apply. Leave these at their "
                              "defaults, or train without pretrained.")
 
-    def _fit_supervised(self, X, targets, n_targets=0, n_classes=0, labels=None):
+    def _fit_supervised(self, X, targets, source, n_targets=0, n_classes=0, labels=None):
         """Build (or take over) the inputs and model, add the head, train.
 
         ``X`` comes from ``_start_fit``; ``targets`` is a dict of store arrays (``y_reg`` or
-        ``y_cls``); ``labels`` stratify the validation split. With ``pretrained`` and
-        sessions it does not know, their unit rows are appended and trained first with the
-        backbone frozen, then (``adapt="units+all"``, ``freeze="none"``) everything.
+        ``y_cls``); ``source`` is :meth:`_pretrained_estimator`; ``labels`` stratify the
+        validation split. With ``pretrained`` and sessions it does not know, their unit rows
+        are appended and trained first with the backbone frozen, then (``adapt="units+all"``,
+        ``freeze="none"``) everything. A pretrained head is kept when
+        :meth:`_keeps_head` says it decodes what this fit decodes.
         """
-        source = self._pretrained_estimator()
         init_state = None
         n_added = 0
+        keep_head = self._keeps_head(source)
         if source is None:
             if self.freeze != "none":
                 raise ValueError("freeze='backbone' needs pretrained weights (pretrained=...).")
@@ -139,17 +142,22 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             config = dataclasses.replace(source.model_.config, n_targets=n_targets,
                                          n_classes=n_classes, **self._dropout_fields(),
                                          n_neurons=self.tokenizer_.n_neurons_)
-            # the backbone only: the head (of the new width, for the new readout) starts fresh
+            # the backbone, and the head only when it is kept (else it starts fresh, of the
+            # new width, for the new readout)
             init_state = {k: v for k, v in source.model_.state_dict().items()
-                          if not k.startswith(tuple(HEADS.values()))}
+                          if keep_head or not k.startswith(tuple(HEADS.values()))}
             if n_added:
                 seed = int(check_random_state(self.random_state).randint(2**31))
                 init_state = grow_unit_tables(
                     init_state, source.model_.config.n_neurons, n_added,
                     generator=torch.Generator().manual_seed(seed))
+                if keep_head and config.readout == "mean+binned":
+                    head = HEADS["regression" if n_targets else "classification"]
+                    init_state = grow_head_inputs(init_state, f"{head}.weight",
+                                                  n_added * config.count_bins)
         store = self.input_encoder_.store(X, self.device_, targets)
-        self.model_config_ = dataclasses.replace(config, **self._readout_config(store.length),
-                                                 **self._loss_config())
+        readout = {} if keep_head else self._readout_config(store.length)  # kept: the source's
+        self.model_config_ = dataclasses.replace(config, **readout, **self._loss_config())
         init_state = self._with_rate_prior(init_state, X, n_added)
         objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
@@ -169,6 +177,18 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
             init_state = self.model_.state_dict()
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
         return self._train(store, init_state=init_state, trainable=trainable, **fit)
+
+    def _keeps_head(self, source):
+        """Whether the head of the pretrained ``source`` is kept: ``source`` is an estimator
+        of this class fitted with this ``readout`` on the same outputs
+        (:meth:`_same_outputs`), so that its head decodes what this fit decodes (supervised
+        pretraining, e.g. on other sessions' labels)."""
+        return (isinstance(source, type(self)) and source.model_.config.readout == self.readout
+                and self._same_outputs(source))
+
+    def _same_outputs(self, source):
+        """Whether the fitted ``source`` (of this class) has the outputs of this fit."""
+        raise NotImplementedError
 
     def _with_rate_prior(self, init_state, X, n_added):
         """``init_state`` with the rate prior's ``unit_rates``: the training rates of ``X``

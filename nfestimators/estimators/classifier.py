@@ -82,8 +82,12 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
         if len(self.classes_) < 2:
             raise ValueError(f"y contains only 1 class ({self.classes_[0]!r}); a classifier "
                              "needs at least 2.")
-        return self._fit_supervised(X, {"y_cls": y_index}, n_classes=len(self.classes_),
-                                    labels=y_index)
+        return self._fit_supervised(X, {"y_cls": y_index}, self._pretrained_estimator(),
+                                    n_classes=len(self.classes_), labels=y_index)
+
+    def _same_outputs(self, source):
+        return (len(source.classes_) == len(self.classes_)
+                and bool(np.all(source.classes_ == self.classes_)))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""

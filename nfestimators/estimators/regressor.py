@@ -52,8 +52,14 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
         self.y_mean_ = Y.mean(axis=0)
         self.y_scale_ = Y.std(axis=0)
         self.y_scale_[self.y_scale_ < 1e-12] = 1.0
+        source = self._pretrained_estimator()
+        if self._keeps_head(source):  # its head predicts targets in its own units
+            self.y_mean_, self.y_scale_ = source.y_mean_.copy(), source.y_scale_.copy()
         targets = {"y_reg": (Y - self.y_mean_) / self.y_scale_}
-        return self._fit_supervised(X, targets, n_targets=Y.shape[1])
+        return self._fit_supervised(X, targets, source, n_targets=Y.shape[1])
+
+    def _same_outputs(self, source):
+        return len(source.y_mean_) == len(self.y_mean_)
 
     @staticmethod
     def _check_y(y, n_samples):

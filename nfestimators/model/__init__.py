@@ -6,7 +6,7 @@ This subpackage depends on torch, numpy and the standard library only.
 from .config import (PRESETS, NeuroformerConfig, behavior_column, behavior_modality,
                      compat_fields, make_config)
 from .neuroformer import Neuroformer
-from .sessions import UNIT_TABLES, grow_unit_tables
+from .sessions import UNIT_TABLES, grow_head_inputs, grow_unit_tables
 from .state import Context, DecodeState, eval_mode
 
 
@@ -47,4 +47,4 @@ def build_model(preset, n_neurons, *, n_dt, frames_shape=None, contrastive=("id"
 __all__ = ["PRESETS", "Context", "DecodeState",
            "Neuroformer", "NeuroformerConfig", "UNIT_TABLES", "behavior_column",
            "behavior_modality", "build_model", "compat_fields", "eval_mode",
-           "grow_unit_tables", "make_config"]
+           "grow_head_inputs", "grow_unit_tables", "make_config"]

@@ -56,3 +56,20 @@ def grow_unit_tables(state, n_neurons, n_added, *, noise=0.02, generator=None):
         added = units.float().mean(0, keepdim=True) + noise * noise_rows
         grown[name] = torch.cat([units, added.to(table.dtype), special])
     return grown
+
+
+def grow_head_inputs(state, name, n_added):
+    """``state`` with ``n_added`` zero input columns appended to the linear weight ``name``.
+
+    A supervised head with ``readout="mean+binned"`` reads the binned counts of every neuron,
+    neuron after neuron at the end of its input; the neurons of a new session come after the
+    known ones, so their columns are appended. At zero, the head reads them only once trained.
+
+    Examples
+    --------
+    >>> grown = grow_head_inputs({"head_reg.weight": torch.ones(2, 3)}, "head_reg.weight", 4)
+    >>> grown["head_reg.weight"].shape, float(grown["head_reg.weight"][:, 3:].abs().sum())
+    (torch.Size([2, 7]), 0.0)
+    """
+    weight = state[name]
+    return {**state, name: torch.cat([weight, weight.new_zeros(weight.shape[0], n_added)], 1)}
