@@ -232,6 +232,7 @@ def plot(raw, matrix, path):
              color="#4c72b0")
     for i, s in enumerate(scores):
         left.plot(np.full(len(s), i), s, "k.", alpha=0.6)
+    left.tick_params(axis="x", labelrotation=30)
     left.set_ylabel("R² x 100 on the held-out session")
     left.set_title("new session, few labels")
     image = right.imshow(matrix, cmap="viridis", vmin=min(0, matrix.min()), vmax=100)
