@@ -30,6 +30,7 @@ and a chance level: the decoder fitted on shuffled behaviour.
     python benchmarks/multisession.py --small                  # CPU, seconds (checked by a test)
     python benchmarks/multisession.py --device cpu --preset tiny --draws 2
     python benchmarks/multisession.py --device cuda --draws 5 --plot   # GPU, see README
+    python benchmarks/multisession.py --device cuda --estimator-defaults  # the plain fit calls
 """
 
 from __future__ import annotations
@@ -84,7 +85,10 @@ def labelled_trials(X, fraction, rng):
 
 def estimator_params(args, n_rows, seed):
     """Fit settings shared by every Neuroformer fit of the new session: at least
-    ``--min-steps`` optimiser steps per phase, no validation split."""
+    ``--min-steps`` optimiser steps per phase, no validation split; with
+    ``--estimator-defaults``, the estimators' own (early stopping on a validation split)."""
+    if args.estimator_defaults:
+        return dict(preset=args.preset, device=args.device, random_state=seed)
     epochs = max(args.epochs, math.ceil(args.min_steps / math.ceil(n_rows / args.batch_size)))
     return dict(preset=args.preset, max_epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                 validation_fraction=None, n_iter_no_change=None, device=args.device,
@@ -268,6 +272,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--adapt", choices=("units", "units+all"), default="units+all")
+    p.add_argument("--estimator-defaults", action="store_true",
+                   help="fit the new session with the estimators' defaults (up to 100 epochs, "
+                        "early stopping on 10 %% of the labelled windows) instead of "
+                        "--epochs / --min-steps without validation")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -305,7 +313,9 @@ def main(argv=None):
     print(markdown(table, args))
     print(f"\nsettings: preset={args.preset} sessions={args.sessions}+1 neurons={args.n_neurons} "
           f"duration={args.duration} pretrain_epochs={args.pretrain_epochs} "
-          f"epochs={args.epochs} (min {args.min_steps} steps per phase) adapt={args.adapt} "
+          + ("finetuning=estimator defaults " if args.estimator_defaults else
+             f"epochs={args.epochs} (min {args.min_steps} steps per phase) ")
+          + f"adapt={args.adapt} "
           f"device={args.device}; total {time.perf_counter() - t0:.0f} s")
     if args.plot:
         plot(raw, matrix, out / "multisession.png")
