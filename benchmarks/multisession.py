@@ -95,18 +95,21 @@ def estimator_params(args, n_rows, seed):
                 random_state=seed)
 
 
+def pretraining_params(args, seed):
+    """Fit settings of every pretraining (unsupervised or supervised): ``--pretrain-epochs``,
+    no validation split."""
+    return dict(preset=args.preset, max_epochs=args.pretrain_epochs,
+                batch_size=args.pretrain_batch_size, lr=args.lr, validation_fraction=None,
+                n_iter_no_change=None, device=args.device, random_state=seed)
+
+
 def pretrain(args, sessions, seed):
-    return NeuroformerPretrainer(
-        preset=args.preset, max_epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
-        lr=args.lr, validation_fraction=None, n_iter_no_change=None, device=args.device,
-        random_state=seed).fit(sessions)
+    return NeuroformerPretrainer(**pretraining_params(args, seed)).fit(sessions)
 
 
 def pretrain_supervised(args, sessions, behavior, seed):
-    return NeuroformerRegressor(
-        preset=args.preset, max_epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size,
-        lr=args.lr, validation_fraction=None, n_iter_no_change=None, device=args.device,
-        random_state=seed).fit(SpikeWindows.from_sessions(sessions), np.concatenate(behavior))
+    return NeuroformerRegressor(**pretraining_params(args, seed)).fit(
+        SpikeWindows.from_sessions(sessions), np.concatenate(behavior))
 
 
 def cross_session_decoding(pre, sessions, behavior, rng):
@@ -154,10 +157,11 @@ def run_draw(args, draw, log):
     t0 = time.perf_counter()
     pre_multi = pretrain(args, others, seed)
     pre_single = pretrain(args, others[0], seed)
-    supervised = [pretrain_supervised(args, others, y_others, seed)
-                  if "supervised" in args.methods else None,
-                  pretrain_supervised(args, others[:1], y_others[:1], seed)
-                  if "supervised single" in args.methods else None]
+    sources = {"adapted": pre_multi, "single": pre_single, "scratch": None}
+    if "supervised" in args.methods:
+        sources["supervised"] = pretrain_supervised(args, others, y_others, seed)
+    if "supervised single" in args.methods:
+        sources["supervised single"] = pretrain_supervised(args, others[:1], y_others[:1], seed)
     log(f"  pretrained in {time.perf_counter() - t0:.0f} s (multi "
         f"{pre_multi.history_[-1, 'train_loss']:.3f}, single "
         f"{pre_single.history_[-1, 'train_loss']:.3f} final train loss)")
@@ -169,8 +173,7 @@ def run_draw(args, draw, log):
             model = ridge().fit(counts_features(new[train]), y_new[train])
             pred = model.predict(counts_features(new[test]))
         else:
-            source = {"adapted": pre_multi, "single": pre_single, "supervised": supervised[0],
-                      "supervised single": supervised[1], "scratch": None}[method]
+            source = sources[method]
             extra = {} if source is None else dict(pretrained=FrozenEstimator(source),
                                                    adapt=args.adapt)
             model = NeuroformerRegressor(**params, **extra).fit(X_train, y_new[train])
@@ -193,7 +196,8 @@ def run_draw(args, draw, log):
 
 
 def paired_differences(raw):
-    """Per draw, adapted minus each other method (same data, same labelled rows)."""
+    """Per draw, ``adapted`` and ``supervised`` minus each other method they are compared
+    with (same data, same labelled rows)."""
     wide = raw.pivot(index="draw", columns="method", values="r2")
     rows = []
     for method, others in (("adapted", ("single", "scratch", "ridge")),

@@ -131,6 +131,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         """
         init_state = None
         n_added = 0
+        objective = "regression" if n_targets else "classification"
         keep_head = self._keeps_head(source)
         if source is None:
             if self.freeze != "none":
@@ -152,14 +153,12 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
                     init_state, source.model_.config.n_neurons, n_added,
                     generator=torch.Generator().manual_seed(seed))
                 if keep_head and config.readout == "mean+binned":
-                    head = HEADS["regression" if n_targets else "classification"]
-                    init_state = grow_head_inputs(init_state, f"{head}.weight",
+                    init_state = grow_head_inputs(init_state, f"{HEADS[objective]}.weight",
                                                   n_added * config.count_bins)
         store = self.input_encoder_.store(X, self.device_, targets)
         readout = {} if keep_head else self._readout_config(store.length)  # kept: the source's
         self.model_config_ = dataclasses.replace(config, **readout, **self._loss_config())
         init_state = self._with_rate_prior(init_state, X, n_added)
-        objective = "regression" if n_targets else "classification"
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])

@@ -86,8 +86,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
                                     n_classes=len(self.classes_), labels=y_index)
 
     def _same_outputs(self, source):
-        return (len(source.classes_) == len(self.classes_)
-                and bool(np.all(source.classes_ == self.classes_)))
+        return np.array_equal(source.classes_, self.classes_)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
