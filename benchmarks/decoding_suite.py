@@ -48,6 +48,7 @@ in seconds; its figures mean nothing.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import time
@@ -356,10 +357,12 @@ def neuroformer_class(dataset, cv):
     return getattr(nfestimators, stem + ("CV" if cv else ""), None)
 
 
-def neuroformer_estimator(dataset, cv, seed, device, small):
+def neuroformer_estimator(dataset, cv, seed, device, small, params=None):
     """The plain call: ``Estimator(random_state=seed)`` or ``EstimatorCV(random_state=seed)``
-    (the device aside). ``--small``: a tiny model, one epoch, and a two-setting search."""
+    (the device aside). ``--small``: a tiny model, one epoch, and a two-setting search.
+    ``params`` (``--param``) set other values of the Neuroformer estimator's parameters."""
     base = neuroformer_class(dataset, False)(random_state=seed, device=device)
+    base.set_params(**(params or {}))
     if small:
         base.set_params(**SMALL_NEUROFORMER)
     if not cv:
@@ -374,17 +377,19 @@ def fit_neuroformer(estimator, dataset):
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
     seconds = time.perf_counter() - start
+    if getattr(estimator, "count_decoder_", None) is not None:
+        log.info("%s: count decoder blended in: %s", dataset.name, estimator.count_decoder_)
     score = dataset.score(dataset.y[dataset.test], estimator.predict(dataset.X[dataset.test]))
     return score, seconds
 
 
-def run_set(dataset, seeds, device, small, run_cv=True):
+def run_set(dataset, seeds, device, small, run_cv=True, params=None):
     results = {}
     for method, cv in (("defaults", False), ("CV", True)):
         result = Result(missing=neuroformer_class(dataset, cv) is None, skipped=cv and not run_cv)
         for seed in ([] if result.missing or result.skipped else range(seeds)):
             score, seconds = fit_neuroformer(
-                neuroformer_estimator(dataset, cv, seed, device, small), dataset)
+                neuroformer_estimator(dataset, cv, seed, device, small, params), dataset)
             result.scores.append(score)
             result.seconds.append(seconds)
             log.info("%s %s seed %d: %.3f (%.1f s)", dataset.name, method, seed, score, seconds)
@@ -441,6 +446,17 @@ def json_rows(rows):
     } for dataset, results in rows]
 
 
+def _parameter(text, parser):
+    """``(name, value)`` of a ``--param NAME=VALUE``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        parser.error(f"--param takes NAME=VALUE; got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", choices=ALL_SETS, default=list(ALL_SETS),
@@ -459,7 +475,12 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-cv", action="store_true",
                         help="skip the CV estimators (each searches up to 12 settings)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a parameter of the Neuroformer estimators away from its "
+                             "default (VALUE read as a Python literal, else a string), e.g. "
+                             "--param head_init=random; repeatable")
     args = parser.parse_args(argv)
+    params = dict(_parameter(text, parser) for text in args.param)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -469,7 +490,7 @@ def main(argv=None):
         log.info("%s: %s, %d train / %d test rows", dataset.name, dataset.X, len(dataset.train),
                  len(dataset.test))
         rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,
-                                            run_cv=not args.no_cv)))
+                                            run_cv=not args.no_cv, params=params)))
     table = markdown_table(rows)
     print(table)
     if args.json:

@@ -91,6 +91,19 @@ window, the other modalities). With ``pretrained``, the backbone is loaded and t
 is new, unless ``pretrained`` is an estimator of this class fitted with this readout on the
 same targets (regressor) or classes (classifier): then its head, its count code and its
 targets' scale are kept (supervised pretraining, e.g. on other sessions' labels)."""),
+    "count_decoder": Parameter(
+        [StrOptions({"blend", "none"})], '{"blend", "none"}',
+        """``"blend"`` (the default): after training, fit a linear decoder of the readout's
+count inputs (the count code, the binned counts or both, with ``"mean+binned"``) to
+convergence on the training rows (logistic regression for the classifier, ridge for the
+regressor, on the standardised inputs, ``C`` in 0.001 .. 1000) and blend it into the head,
+``(1 - w)`` times the network's outputs plus ``w`` times the decoder's; the inputs, ``C``
+and ``w`` (0, 0.25, .. 1) are those of lowest loss on the validation rows, and
+``count_decoder_`` says which. ``w = 0`` keeps the network as it is: the blend costs the
+network nothing where its features win, and gives it the converged count decoder AdamW does
+not reach in a short fit where counts carry the code
+(:func:`nfestimators.training.blend_count_decoder`). No effect with ``readout="mean"`` or
+``validation_fraction=0``. ``"none"``: the trained head as it is."""),
     "contrastive": Parameter(
         [StrOptions({"auto"}), tuple, list], '"auto" or tuple of str',
         """Modalities to align: ``"id"`` (the spikes of the window: the mean of their embeddings,

@@ -37,8 +37,8 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
-                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
+                 readout="mean+binned", count_decoder="blend", preset="small", n_layers=None,
+                 n_embd=None, n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
@@ -50,6 +50,7 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.adapt = adapt
         self.sclm_weight = sclm_weight
         self.readout = readout
+        self.count_decoder = count_decoder
         self.preset = preset
         self.n_layers = n_layers
         self.n_embd = n_embd
@@ -162,20 +163,24 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
+        blend = objective if self.count_decoder == "blend" and not keep_head else None
+        self.count_decoder_ = None
         fit = dict(weights=weights, bprop=bprop, labels=labels, jitter=int(self.augment_jitter),
                    neuron_dropout=float(self.augment_neuron_dropout),
                    ema_decay=None if self.ema_decay is None else float(self.ema_decay))
         if n_added:  # unit identification: the new rows and the head, the backbone frozen
+            last = self.adapt == "units" or self.freeze == "backbone"
             n_old = self.tokenizer_.n_neurons_ - n_added
             rows = dict.fromkeys(UNIT_TABLES, (n_old, n_old + n_added))
             self._train(store, init_state=init_state, trainable=(HEADS[objective],),
-                        trainable_rows=rows, **fit)
+                        trainable_rows=rows, blend=blend if last else None, **fit)
             self.units_history_ = self.history_
-            if self.adapt == "units" or self.freeze == "backbone":
+            if last:
                 return self
             init_state = self.model_.state_dict()
         trainable = (HEADS[objective],) if self.freeze == "backbone" else None
-        return self._train(store, init_state=init_state, trainable=trainable, **fit)
+        return self._train(store, init_state=init_state, trainable=trainable, blend=blend,
+                           **fit)
 
     def _keeps_head(self, source):
         """Whether the head of the pretrained ``source`` is kept: ``source`` is an estimator

@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 
 from ..model import Neuroformer
 from ..training import (EpochProgressBar, FinishedEpochWeights, LossCombiner, NeuroformerNet,
-                        SpikeAugmenter, TokenBatches, warmup_cosine)
+                        SpikeAugmenter, TokenBatches, blend_count_decoder, warmup_cosine)
 from ..training import distributed
 
 GRAPH_PAD_MULTIPLE = 32  # sequence lengths rounded up to this when training with CUDA graphs
@@ -99,7 +99,7 @@ def _callbacks(est, steps, early_stopping, rank):
 
 
 def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=None, labels=None,
-          trainable_rows=None, jitter=0, neuron_dropout=0.0, ema_decay=None):
+          trainable_rows=None, jitter=0, neuron_dropout=0.0, ema_decay=None, blend=None):
     """Train a new model of ``est.model_config_`` on ``store`` with the skorch engine.
 
     Starts from ``init_state`` (missing keys stay freshly initialised) and updates only the
@@ -109,7 +109,10 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     ``labels`` stratify the validation split. ``jitter`` and ``neuron_dropout`` perturb the
     training batches (:class:`~nfestimators.training.SpikeAugmenter`; validation batches are
     left alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
-    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`). Sets
+    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`).
+    ``blend`` (``"classification"`` or ``"regression"``) blends the linear decoder of the
+    count inputs into that trained head and sets ``count_decoder_``
+    (:func:`~nfestimators.training.blend_count_decoder`). Sets
     ``model_``, ``history_``, ``n_epochs_`` (finished
     epochs) and ``best_epoch_`` (the epoch whose weights the model holds) of ``est``. A
     ``KeyboardInterrupt`` stops the fit cleanly with the weights of the best (or last)
@@ -166,6 +169,9 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         hook.remove()
     est.model_ = distributed.unwrap(net.module_)
     _restore_frozen_rows(est.model_, trainable_rows, init_state)
+    if blend is not None and not net.interrupted_:  # interrupted: the finished epoch's
+        est.count_decoder_ = blend_count_decoder(est.model_, store, train_rows, valid_rows,
+                                                 blend, seed=seed)
     finished = [row for row in net.history
                 if "train_loss" in row and (valid is None or "valid_loss" in row)]
     est.history_ = History(finished)

@@ -25,6 +25,10 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     Attributes
     ----------
 {fitted_attributes}
+    count_decoder_ : dict or None
+        With ``count_decoder="blend"``: the linear count decoder blended into the head,
+        ``{"blocks": inputs read, "C": its penalty, "weight": its share w of the outputs}``
+        (w = 0: the network alone); None when nothing was blended.
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 
@@ -39,8 +43,8 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
-                 readout="mean+binned", preset="small", n_layers=None, n_embd=None,
-                 n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
+                 readout="mean+binned", count_decoder="blend", preset="small", n_layers=None,
+                 n_embd=None, n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,

@@ -42,6 +42,21 @@ from .losses import contrastive_loss, sclm_loss
 from .state import Context, DecodeState
 
 
+def exact_linear(layer, x):
+    """``layer(x)`` computed in float64 (float32 on MPS, which has no float64) outside
+    autocast, returned in float32.
+
+    The supervised heads may hold a converged linear decoder of the count inputs
+    (:func:`~nfestimators.training.blend_count_decoder`), whose large weights of both signs
+    cancel: in bfloat16 the result would lose most of its digits, and in float32 it would
+    change with the batch's size at the last digits (scikit-learn's subset invariance). The
+    head is a few thousand multiply-adds per window; float64 costs nothing measurable."""
+    dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    with torch.autocast(x.device.type, enabled=False):
+        bias = None if layer.bias is None else layer.bias.to(dtype)
+        return F.linear(x.to(dtype), layer.weight.to(dtype), bias).float()
+
+
 class Neuroformer(nn.Module):
     """Neuroformer (Antoniades et al., ICLR 2024) on spike tokens.
 
@@ -376,14 +391,21 @@ class Neuroformer(nn.Module):
         the D_A_I rate code, tiny preset, 10 epochs: 0.706 test accuracy unscaled, 0.789
         scaled).
         """
-        c = self.config
-        if c.readout == "mean":
+        if self.config.readout == "mean":
             return pooled
+        return torch.cat([pooled, self.count_features(ids, dts).to(pooled.dtype)], dim=1)
+
+    def count_features(self, ids, dts):
+        """The readout's inputs after ``pooled`` (:meth:`readout_features`), (B, K) or
+        (B, K + n_neurons * count_bins): ``sqrt(E)`` times the count code of the window's
+        spike tokens, then (``"mean+binned"``) the per-neuron binned ``log(1 + count)``.
+        They depend on the tokens alone, not on the network's weights."""
+        c = self.config
         spikes = (ids != c.pad_id) & (ids != c.sos_id) & (ids != c.eos_id)
         code = self.count_code(spikes.sum(1, dtype=torch.float32))  # (B, K)
-        features = [pooled, (code * math.sqrt(c.n_embd)).to(pooled.dtype)]  # see Notes
+        features = [code * math.sqrt(c.n_embd)]  # see readout_features' Notes
         if c.readout == "mean+binned":
-            features.append(binned_counts(ids, dts, spikes, self.config).to(pooled.dtype))
+            features.append(binned_counts(ids, dts, spikes, self.config))
         return torch.cat(features, dim=1)
 
     def count_code(self, n_spikes):
@@ -461,9 +483,9 @@ class Neuroformer(nn.Module):
 
         head_input = self.readout_features(ids, batch["dt"], pooled)  # (B, E) or (B, E + K)
         if self.head_reg is not None:
-            out["y_reg"] = self.head_reg(head_input)  # (B, n_targets)
+            out["y_reg"] = exact_linear(self.head_reg, head_input)  # (B, n_targets)
         if self.head_cls is not None:
-            out["class_logits"] = self.head_cls(head_input)  # (B, n_classes)
+            out["class_logits"] = exact_linear(self.head_cls, head_input)  # (B, n_classes)
         return out
 
     @staticmethod

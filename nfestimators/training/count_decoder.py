@@ -1,0 +1,148 @@
+"""Blend a tuned linear decoder of the windows' spike counts into a trained supervised head.
+
+The head of a ``"mean+count"`` or ``"mean+binned"`` readout reads the pooled stream and the
+count inputs (:meth:`~nfestimators.model.Neuroformer.count_features`). Trained with AdamW
+for the few dozen epochs early stopping allows, its count weights stay far from what a
+converged linear decoder of the same inputs reaches (the D_A_I rate code, a head on the
+count code alone: 0.689 test accuracy after 20 epochs, 0.800 after 100), and the network
+loses to a logistic regression on codes that counts carry. Starting the head as that
+decoder does not help: the network then stops early as little more than the decoder, and
+loses what the spike sequence adds (H200 decoding suite: D_A_I and identity up, W-maze,
+behaviour, synchrony and D_E_III down). :func:`blend_count_decoder` fits the decoder after
+training instead and blends it into the head with the weight the validation rows choose;
+the head is linear in its inputs, so the blend is one head again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model import eval_mode
+
+PENALTIES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # C, as LogisticRegression's
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the decoder: (1 - w) network + w decoder
+MAX_ROWS = 20_000  # training rows the decoder is fitted on (a seeded subset beyond)
+MAX_ITER = 200  # L-BFGS iterations
+
+
+def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0):
+    """Fit the linear decoder of the count inputs on ``train_rows`` of ``store`` and blend
+    it into the trained head of ``objective`` (``"classification"`` or ``"regression"``).
+
+    The decoder is a multinomial logistic regression (classifier) or a ridge regression of
+    the standardised targets (regressor) on the standardised count code, binned counts or
+    both (the blocks of :meth:`~nfestimators.model.Neuroformer.count_features`: one penalty
+    over a block of 16 inputs and one of hundreds lets the larger drown the smaller), every
+    ``C`` of ``PENALTIES`` and block set fitted at once by full-batch L-BFGS; the one of
+    lowest log-loss (squared error) on ``valid_rows`` is kept. The head's outputs become
+    ``(1 - w)`` times the network's plus ``w`` times the decoder's, ``w`` of
+    ``BLEND_WEIGHTS`` chosen the same way (ties: the smaller).
+
+    Returns
+    -------
+    dict or None
+        ``{"blocks": names, "C": C, "weight": w}``; None, and the head untouched, when the
+        readout has no count inputs or there are no validation rows to choose on.
+    """
+    config = model.config
+    if config.readout == "mean" or not len(valid_rows):
+        return None
+    if len(train_rows) > MAX_ROWS:
+        train_rows = np.sort(np.random.default_rng(seed).choice(train_rows, MAX_ROWS,
+                                                                replace=False))
+    classify = objective == "classification"
+    head = model.head_cls if classify else model.head_reg
+    x_train, y_train, _ = _inputs(model, store, train_rows, classify)
+    x_valid, y_valid, net_valid = _inputs(model, store, valid_rows, classify, network=True)
+    mean, scale = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+    n_knots = len(config.count_knots)
+    blocks = {"count code": slice(0, n_knots), "binned counts": slice(n_knots, None)}
+    if config.readout != "mean+binned":
+        del blocks["binned counts"]
+    block_sets = [(name,) for name in blocks] + ([tuple(blocks)] if len(blocks) > 1 else [])
+    masks = torch.zeros(len(block_sets), x_train.shape[1], device=x_train.device)
+    for i, names in enumerate(block_sets):
+        for name in names:
+            masks[i, blocks[name]] = 1.0
+    masks = masks.repeat_interleave(len(PENALTIES), 0)  # (Q, F): Q = block sets x penalties
+    penalties = torch.tensor(PENALTIES * len(block_sets), device=x_train.device)
+    weight, bias = _fit((x_train - mean) / scale, y_train, masks, penalties, head.out_features,
+                        classify)
+    # back to the raw inputs: w (x - mean) / scale + b = (w / scale) x + (b - w mean / scale)
+    weight = weight / scale[:, None]
+    bias = bias - mean @ weight
+    losses = _losses(x_valid @ weight + bias[:, None], y_valid, classify)
+    best = int(losses.argmin())
+    decoder_valid = x_valid @ weight[best] + bias[best]
+    blends = torch.stack([(1 - w) * net_valid + w * decoder_valid for w in BLEND_WEIGHTS])
+    w = BLEND_WEIGHTS[int(_losses(blends, y_valid, classify).argmin())]
+    with torch.no_grad():
+        full = torch.zeros_like(head.weight)
+        full[:, config.n_embd:] = weight[best].T.to(full)
+        if head.bias is not None:
+            head.bias.mul_(1 - w).add_(w * bias[best].to(head.bias))
+        else:  # the count code's K columns sum to sqrt(E) in every window: an intercept
+            full[:, config.n_embd:config.n_embd + n_knots] += (
+                bias[best] / math.sqrt(config.n_embd)).to(full).unsqueeze(1)
+        head.weight.mul_(1 - w).add_(w * full)
+    return {"blocks": block_sets[best // len(PENALTIES)],
+            "C": PENALTIES[best % len(PENALTIES)], "weight": w}
+
+
+def _inputs(model, store, rows, classify, network=False, batch_size=1024):
+    """Count inputs (float32), targets and (``network``) the head's outputs of ``rows``, on
+    the store's device (the decoder is fitted there)."""
+    targets = store.y_cls if classify else store.y_reg
+    device = targets.device
+    inputs, outputs = [], []
+    with torch.no_grad(), eval_mode(model):
+        for start in range(0, len(rows), batch_size):
+            batch = store.batch(rows[start:start + batch_size], targets=False)
+            inputs.append(model.count_features(batch["id"], batch["dt"]).float())
+            if network:
+                out = model(batch, token_logits=False)
+                outputs.append(out["class_logits" if classify else "y_reg"].float())
+    net = torch.cat(outputs).to(device) if network else None
+    return torch.cat(inputs).to(device), targets[torch.as_tensor(rows, device=device)], net
+
+
+def _losses(outputs, y, classify):
+    """Loss per row of every problem's outputs (Q, n, n_outputs), (Q,): the cross-entropy,
+    or the squared error summed over the targets."""
+    if classify:
+        n_problems = outputs.shape[0]
+        return F.cross_entropy(outputs.flatten(0, 1), y.repeat(n_problems),
+                               reduction="none").view(n_problems, -1).mean(1)
+    return ((outputs - y) ** 2).sum(2).mean(1)
+
+
+def _fit(x, y, masks, penalties, n_outputs, classify):
+    """Weights (Q, F, n_outputs) and intercepts (Q, n_outputs) of Q independent problems,
+    problem q reading the inputs ``masks[q]`` keeps with penalty ``C = penalties[q]``: the
+    loss per row plus ``|W|^2 / (2 C n)``, intercepts not penalised (scikit-learn's
+    ``LogisticRegression(C=C)``, and ``Ridge(alpha=1 / (2 C))``). The problems are
+    independent, so their sum is minimised at once."""
+    n = x.shape[0]
+    shrink = (1.0 / (2.0 * penalties * n)).view(-1, 1, 1)
+    xs = x.unsqueeze(0) * masks.unsqueeze(1)  # (Q, n, F)
+    weight = torch.zeros(len(masks), x.shape[1], n_outputs, device=x.device,
+                         requires_grad=True)
+    bias = torch.zeros(len(masks), n_outputs, device=x.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=MAX_ITER, history_size=20,
+                                  tolerance_grad=1e-6, tolerance_change=1e-10,
+                                  line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = _losses(xs @ weight + bias[:, None], y, classify).sum()
+        loss = loss + (shrink * weight ** 2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return weight.detach(), bias.detach()

@@ -1,0 +1,105 @@
+"""``count_decoder="blend"``: a converged linear decoder of the count inputs, blended into
+the trained head with the weight the validation rows choose
+(:func:`nfestimators.training.blend_count_decoder`)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from nfestimators import NeuroformerClassifier, NeuroformerRegressor
+from nfestimators.datasets import make_code_data, make_spiking_data
+from nfestimators.training import count_decoder
+
+FAST = dict(preset="tiny", max_epochs=2, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def rate():
+    data = make_code_data("rate", n_trials=240, random_state=0)
+    return data.windows, data.labels
+
+
+@pytest.fixture(scope="module")
+def pair(rate):
+    """The same fit with and without the blend (the network is trained identically)."""
+    X, y = rate
+    return (NeuroformerClassifier(count_decoder="blend", **FAST).fit(X[:180], y[:180]),
+            NeuroformerClassifier(count_decoder="none", **FAST).fit(X[:180], y[:180]))
+
+
+@pytest.mark.parametrize("classify", [True, False])
+def test_decoder_fits_are_scikit_learns(classify):
+    """Every (inputs, C) problem of the batched L-BFGS reaches scikit-learn's solution."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6))
+    if classify:
+        y = (x @ rng.normal(size=(6, 3)) + rng.normal(size=(300, 3))).argmax(1)
+        n_outputs = 3
+    else:
+        y = x @ rng.normal(size=(6, 2)) + rng.normal(size=(300, 2))
+        n_outputs = 2
+    masks = torch.tensor([[1.0] * 6, [1.0] * 3 + [0.0] * 3])
+    penalties = torch.tensor([0.1, 10.0])
+    target = torch.as_tensor(y, dtype=torch.long if classify else torch.float32)
+    weight, bias = count_decoder._fit(torch.as_tensor(x, dtype=torch.float32), target, masks,
+                                      penalties, n_outputs, classify)
+    for q, (mask, C) in enumerate(zip(masks.bool().numpy(), penalties.tolist())):
+        if classify:
+            reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(x[:, mask], y)
+        else:
+            reference = Ridge(alpha=1 / (2 * C)).fit(x[:, mask], y)
+        coef = reference.coef_.T
+        if classify:  # softmax logits are defined up to a constant per row
+            coef = coef - coef.mean(1, keepdims=True)
+        ours = weight[q].numpy()[mask]
+        ours = ours - ours.mean(1, keepdims=True) if classify else ours
+        np.testing.assert_allclose(ours, coef, atol=2e-3)
+        assert np.all(weight[q].numpy()[~mask] == 0)  # the inputs it does not read
+
+
+def test_blend_keeps_the_network_and_adds_the_decoder(pair, rate):
+    blended, plain = pair
+    X, y = rate
+    chosen = blended.count_decoder_
+    assert set(chosen) == {"blocks", "C", "weight"} and plain.count_decoder_ is None
+    assert chosen["C"] in count_decoder.PENALTIES
+    assert chosen["weight"] in count_decoder.BLEND_WEIGHTS
+    assert set(chosen["blocks"]) <= {"count code", "binned counts"}
+    w, E = chosen["weight"], blended.model_.config.n_embd
+    a, b = blended.model_.state_dict(), plain.model_.state_dict()
+    for name in a:  # the network is the same; the head's pooled columns are scaled by 1 - w
+        if not name.startswith("head_cls"):
+            torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(a["head_cls.weight"][:, :E], (1 - w) * b["head_cls.weight"][:, :E])
+    # two epochs of a tiny network are far from the rate code; the decoder reads it
+    assert w > 0
+    assert blended.score(X[180:], y[180:]) > plain.score(X[180:], y[180:]) + 0.1
+
+
+def test_regressor_blend_on_a_count_code():
+    data = make_spiking_data(n_neurons=20, duration=60.0, random_state=1)
+    X, y = data.windows, data.behavior
+    n = int(0.75 * len(X))
+    blended = NeuroformerRegressor(**FAST).fit(X[:n], y[:n])
+    plain = NeuroformerRegressor(count_decoder="none", **FAST).fit(X[:n], y[:n])
+    assert blended.count_decoder_["weight"] in count_decoder.BLEND_WEIGHTS
+    assert blended.score(X[n:], y[n:]) >= plain.score(X[n:], y[n:]) - 0.02
+    E = blended.model_.config.n_embd
+    w = blended.count_decoder_["weight"]
+    torch.testing.assert_close(blended.model_.head_reg.weight[:, :E],
+                               (1 - w) * plain.model_.head_reg.weight[:, :E])
+
+
+@pytest.mark.parametrize("params", [dict(readout="mean"), dict(validation_fraction=0.0),
+                                    dict(count_decoder="none")])
+def test_nothing_blended_without_count_inputs_or_validation_rows(params, rate):
+    X, y = rate
+    clf = NeuroformerClassifier(**{**FAST, "max_epochs": 1, **params}).fit(X[:80], y[:80])
+    assert clf.count_decoder_ is None
+
+
+def test_invalid_count_decoder_is_refused(rate):
+    X, y = rate
+    with pytest.raises(ValueError, match="count_decoder"):
+        NeuroformerClassifier(count_decoder="yes", **FAST).fit(X[:40], y[:40])
