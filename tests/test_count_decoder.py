@@ -91,6 +91,16 @@ def test_regressor_blend_on_a_count_code():
                                (1 - w) * plain.model_.head_reg.weight[:, :E])
 
 
+def test_blend_after_early_stopping(rate):
+    """skorch's early stopping ends a fit through KeyboardInterrupt: the blend still runs
+    (a user's Ctrl-C keeps the finished epoch's weights as they are,
+    tests/test_bad_inputs.py)."""
+    X, y = rate
+    clf = NeuroformerClassifier(**{**FAST, "max_epochs": 30, "lr": 1.0, "n_iter_no_change": 1})
+    clf.fit(X[:180], y[:180])
+    assert clf.n_epochs_ < 30 and clf.count_decoder_ is not None
+
+
 @pytest.mark.parametrize("params", [dict(readout="mean"), dict(validation_fraction=0.0),
                                     dict(count_decoder="none")])
 def test_nothing_blended_without_count_inputs_or_validation_rows(params, rate):

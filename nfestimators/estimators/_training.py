@@ -169,9 +169,6 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
         hook.remove()
     est.model_ = distributed.unwrap(net.module_)
     _restore_frozen_rows(est.model_, trainable_rows, init_state)
-    if blend is not None and not net.interrupted_:  # interrupted: the finished epoch's
-        est.count_decoder_ = blend_count_decoder(est.model_, store, train_rows, valid_rows,
-                                                 blend, seed=seed)
     finished = [row for row in net.history
                 if "train_loss" in row and (valid is None or "valid_loss" in row)]
     est.history_ = History(finished)
@@ -179,7 +176,11 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     stopper = dict(net.callbacks_).get("early_stopping")
     est.best_epoch_ = int(stopper.best_epoch_) if early_stopping else est.n_epochs_
     stopped_early = early_stopping and stopper.misses_ >= stopper.patience  # by KeyboardInterrupt
-    if net.interrupted_ and not stopped_early:
+    interrupted = net.interrupted_ and not stopped_early  # by the user
+    if blend is not None and not interrupted:  # interrupted: the finished epoch's weights
+        est.count_decoder_ = blend_count_decoder(est.model_, store, train_rows, valid_rows,
+                                                 blend, seed=seed)
+    if interrupted:
         warnings.warn(f"fit was interrupted (KeyboardInterrupt) after {est.n_epochs_} finished "
                       f"epoch(s); the model keeps the weights of epoch {est.best_epoch_}.",
                       UserWarning, stacklevel=3)
