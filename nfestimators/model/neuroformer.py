@@ -44,7 +44,7 @@ from .state import Context, DecodeState
 
 def exact_linear(layer, x):
     """``layer(x)`` computed in float64 (float32 on MPS, which has no float64) outside
-    autocast, returned in float32.
+    autocast, returned in float32: the supervised heads in eval mode.
 
     The supervised heads may hold a converged linear decoder of the count inputs
     (:func:`~nfestimators.training.blend_count_decoder`), whose large weights of both signs
@@ -483,10 +483,16 @@ class Neuroformer(nn.Module):
 
         head_input = self.readout_features(ids, batch["dt"], pooled)  # (B, E) or (B, E + K)
         if self.head_reg is not None:
-            out["y_reg"] = exact_linear(self.head_reg, head_input)  # (B, n_targets)
+            out["y_reg"] = self.head_output(self.head_reg, head_input)  # (B, n_targets)
         if self.head_cls is not None:
-            out["class_logits"] = exact_linear(self.head_cls, head_input)  # (B, n_classes)
+            out["class_logits"] = self.head_output(self.head_cls, head_input)  # (B, n_classes)
         return out
+
+    def head_output(self, head, head_input):
+        """A supervised head's output: ``head(head_input)`` while training (under the fit's
+        autocast, as every layer), :func:`exact_linear` in eval mode, where the head may
+        hold the blended count decoder (``count_decoder="blend"``, applied after training)."""
+        return head(head_input) if self.training else exact_linear(head, head_input)
 
     @staticmethod
     def spike_feature(embedded, weights):
