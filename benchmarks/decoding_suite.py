@@ -478,7 +478,7 @@ def main(argv=None):
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="set a parameter of the Neuroformer estimators away from its "
                              "default (VALUE read as a Python literal, else a string), e.g. "
-                             "--param head_init=random; repeatable")
+                             "--param count_decoder=none; repeatable")
     args = parser.parse_args(argv)
     params = dict(_parameter(text, parser) for text in args.param)
     if args.seeds < 1:
