@@ -383,10 +383,11 @@ def fit_neuroformer(estimator, dataset):
     return score, seconds
 
 
-def run_set(dataset, seeds, device, small, run_cv=True, params=None):
+def run_set(dataset, seeds, device, small, run_cv=True, params=None, run_defaults=True):
     results = {}
     for method, cv in (("defaults", False), ("CV", True)):
-        result = Result(missing=neuroformer_class(dataset, cv) is None, skipped=cv and not run_cv)
+        result = Result(missing=neuroformer_class(dataset, cv) is None,
+                        skipped=not run_cv if cv else not run_defaults)
         for seed in ([] if result.missing or result.skipped else range(seeds)):
             score, seconds = fit_neuroformer(
                 neuroformer_estimator(dataset, cv, seed, device, small, params), dataset)
@@ -428,7 +429,7 @@ def markdown_table(rows):
                   for m in METHODS]
         cells.append(f"{best}: {results[best].settings}")
         defaults = results["defaults"]
-        cells.append("missing" if defaults.missing else
+        cells.append(_absent(defaults) or
                      f"{np.mean(defaults.scores) - results[best].scores[0]:+.3f}")
         cells += [_absent(results[m]) or f"{np.mean(results[m].seconds):.1f}"
                   for m in METHODS]
@@ -475,6 +476,8 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-cv", action="store_true",
                         help="skip the CV estimators (each searches up to 12 settings)")
+    parser.add_argument("--cv-only", action="store_true",
+                        help="skip the defaults (run the CV estimators and the baselines)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="set a parameter of the Neuroformer estimators away from its "
                              "default (VALUE read as a Python literal, else a string), e.g. "
@@ -483,6 +486,8 @@ def main(argv=None):
     params = dict(_parameter(text, parser) for text in args.param)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.cv_only and args.no_cv:
+        parser.error("--cv-only and --no-cv leave nothing to run")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     rows = []
@@ -490,7 +495,8 @@ def main(argv=None):
         log.info("%s: %s, %d train / %d test rows", dataset.name, dataset.X, len(dataset.train),
                  len(dataset.test))
         rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,
-                                            run_cv=not args.no_cv, params=params)))
+                                      run_cv=not args.no_cv, params=params,
+                                      run_defaults=not args.cv_only)))
     table = markdown_table(rows)
     print(table)
     if args.json:
