@@ -13,16 +13,17 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from nfestimators import (NeuroformerClassifier, NeuroformerClassifierCV, NeuroformerRegressor,
                           NeuroformerRegressorCV, SpikeWindows)
 from nfestimators.datasets import make_spiking_data
-from nfestimators.estimators.cv import candidate_bin_widths, default_grid
+from nfestimators.estimators.cv import (candidate_bin_widths, default_grid,
+                                        one_standard_error_choice)
 
 FAST = dict(preset="tiny", max_epochs=10, lr=3e-3, batch_size=16, round_counts=True,
             random_state=0, device="cpu")
 GRID = {"readout": ["mean", "mean+count"]}
 
 
-@parametrize_with_checks([
-    NeuroformerClassifierCV(NeuroformerClassifier(**FAST), param_grid=GRID, random_state=0),
-    NeuroformerRegressorCV(NeuroformerRegressor(**FAST), param_grid=GRID, random_state=0),
+@parametrize_with_checks([  # cv=2 keeps the checks' many fits fast; the default is tested below
+    NeuroformerClassifierCV(NeuroformerClassifier(**FAST), param_grid=GRID, cv=2, random_state=0),
+    NeuroformerRegressorCV(NeuroformerRegressor(**FAST), param_grid=GRID, cv=2, random_state=0),
 ])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -35,10 +36,22 @@ def test_candidate_bin_widths_divide_the_windows():
     assert candidate_bin_widths(short) == [None]  # 5 bins: nothing coarser is near 50 or 10
     odd = SpikeWindows.from_array(np.zeros((2, 3, 70), dtype=int), dt=0.001)
     assert candidate_bin_widths(odd) == [None, 0.002, 0.007]  # 35 bins of 2 ms, 10 of 7 ms
-    grid = default_grid(X)
-    assert grid == {"dt": [None, 0.01, 0.05], "readout": ["mean+count", "mean+binned"],
-                    "sclm_weight": [0.0, 1.0]}
-    assert default_grid("not windows")["dt"] == [None]
+    # dt="auto" is 10 ms here, the 50-bin width: searched once, as "auto"
+    assert default_grid(X) == {"dt": ["auto", None, 0.05], "sclm_weight": [1.0, 0.0]}
+    coarse = SpikeWindows.from_array(np.zeros((2, 3, 50), dtype=int), dt=0.01)
+    assert default_grid(coarse)["dt"] == ["auto", 0.05]  # auto: the windows' own bins
+    assert default_grid("not windows")["dt"] == ["auto"]
+
+
+def test_one_standard_error_rule_keeps_the_given_setting_unless_beaten():
+    results = {"params": [{"a": 0}, {"a": 1}, {"a": 2}],
+               "mean_test_score": np.array([0.80, 0.86, 0.90]),
+               "std_test_score": np.array([0.02, 0.02, 0.09]),
+               **{f"split{i}_test_score": np.zeros(3) for i in range(3)}}
+    assert one_standard_error_choice(results, preferred=None) == 2
+    assert one_standard_error_choice(results, preferred=1) == 1  # within 0.09 / sqrt(3)
+    assert one_standard_error_choice(results, preferred=0) == 2  # 0.10 below the best
+    assert one_standard_error_choice(results, preferred=2) == 2
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +64,31 @@ def test_classifier_cv_searches_on_validation_rows_and_refits_on_all(data):
     X, labels, _ = data
     search = NeuroformerClassifierCV(NeuroformerClassifier(**FAST), param_grid=GRID,
                                      random_state=0).fit(X, labels)
-    assert search.best_params_ in search.cv_results_["params"]
-    assert len(search.cv_results_["params"]) == 2
+    results = search.cv_results_
+    assert search.best_params_ == results["params"][search.best_index_]
+    assert len(results["params"]) == 2 and "split2_test_score" in results  # 3 folds
     best = search.best_estimator_
     assert best.readout == search.best_params_["readout"]
     assert len(best.history_) == best.n_epochs_  # the refit trained on all rows
-    assert search.best_score_ == max(search.cv_results_["mean_test_score"])
+    assert search.best_score_ == results["mean_test_score"][search.best_index_]
+    # the estimator's own readout ("mean+binned") is not in GRID: the best is refitted
+    assert search.best_score_ == max(results["mean_test_score"])
+    own = NeuroformerClassifierCV(NeuroformerClassifier(**FAST, readout="mean"),
+                                  param_grid=GRID, random_state=0).fit(X, labels)
+    scores, sds = own.cv_results_["mean_test_score"], own.cv_results_["std_test_score"]
+    kept = scores[0] >= scores.max() - sds[scores.argmax()] / np.sqrt(3)
+    assert own.best_params_ == ({"readout": "mean"} if kept else own.cv_results_["params"][1])
     np.testing.assert_array_equal(search.classes_, np.unique(labels))
     np.testing.assert_allclose(search.predict_proba(X), best.predict_proba(X))
     assert search.score(X, labels) == best.score(X, labels)
 
 
-def test_regressor_cv_validates_on_the_last_block_of_windows(data):
+def test_regressor_cv_validates_on_contiguous_blocks_of_windows(data):
     X, _, speed = data
     search = NeuroformerRegressorCV(NeuroformerRegressor(**FAST), param_grid=GRID)
-    split = search._default_cv(speed)
-    train, valid = next(split.split(X, speed))
-    assert valid.min() > train.max() and len(valid) == round(0.2 * len(X))
+    blocks = [valid for _, valid in search._default_cv(speed).split(X, speed)]
+    assert len(blocks) == 3
+    np.testing.assert_array_equal(np.concatenate(blocks), np.arange(len(X)))
     search.fit(X, speed)
     assert search.predict(X).shape == (len(X),)
 
@@ -90,7 +111,7 @@ def test_pretrained_arm_is_fitted_on_the_spikes_and_searched(data):
     search = NeuroformerClassifierCV(NeuroformerClassifier(**FAST), param_grid={"readout": ["mean"]},
                                      pretrain=True, random_state=0).fit(X, labels)
     arms = search.cv_results_["params"]
-    assert len(arms) == 1 + 4 and sum("pretrained" in p for p in arms) == 4
+    assert len(arms) == 1 + 2 and sum("pretrained" in p for p in arms) == 2
     assert search.pretrainer_.n_features_in_ == X.n_neurons
     # the pretrainer learns the bins the estimator finetunes at
     coarse = NeuroformerClassifierCV(NeuroformerClassifier(**FAST, dt=0.05),

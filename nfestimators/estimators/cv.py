@@ -1,9 +1,10 @@
 """Neuroformer estimators that choose their own settings on validation rows, in the manner of
 :class:`~sklearn.linear_model.RidgeCV` and :class:`~sklearn.linear_model.LogisticRegressionCV`.
 
-``fit`` searches a small grid (the time resolution, the head's readout, the weight of the spike
-objective, optionally a pretrained backbone fitted on the training rows' spikes) on validation
-rows carved from the training rows, then refits the best setting on all of them.
+``fit`` searches a small grid (the time resolution and the weight of the spike objective,
+optionally a pretrained backbone fitted on the training rows' spikes) by 3-fold
+cross-validation on the training rows, keeps the estimator's own setting unless another one
+beats it by more than a standard error, then refits the chosen setting on all of them.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedShuffleSplit
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import SpikeWindows, as_windows
-from ._inputs import rebin_factors
+from ._inputs import auto_bin_width, rebin_factors
 from .classifier import NeuroformerClassifier
 from .pretrainer import NeuroformerPretrainer
 from .regressor import NeuroformerRegressor
 
 BINS_PER_WINDOW = (50, 10)  # the coarser time resolutions searched, in bins per window
-READOUTS_SEARCHED = ("mean+count", "mean+binned")
-SCLM_WEIGHTS = (0.0, 1.0)
-VALIDATION_FRACTION = 0.2
+SCLM_WEIGHTS = (1.0, 0.0)
+N_SPLITS = 3
 
 
 def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
@@ -60,14 +60,63 @@ def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
 
 
 def default_grid(X):
-    """The grid searched when ``param_grid`` is None (see the CV estimators' docstrings)."""
+    """The grid searched when ``param_grid`` is None: ``dt`` of ``"auto"`` (the estimators'
+    default) and the other :func:`candidate_bin_widths`, ``sclm_weight`` of 1 (the default)
+    and 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nfestimators import SpikeWindows
+    >>> default_grid(SpikeWindows.from_array(np.zeros((2, 3, 500), dtype=int), dt=0.001))
+    {'dt': ['auto', None, 0.05], 'sclm_weight': [1.0, 0.0]}
+    """
     try:
         windows = X if isinstance(X, SpikeWindows) else as_windows(np.asarray(X))
-        widths = candidate_bin_widths(windows)
+        auto = round(auto_bin_width(windows), 12)
+        widths = [w for w in candidate_bin_widths(windows)
+                  if (w if w is not None else round(windows.dt, 12)) != auto]
     except (TypeError, ValueError):  # the estimator's own checks will say what is wrong
-        widths = [None]
-    return {"dt": widths, "readout": list(READOUTS_SEARCHED),
-            "sclm_weight": list(SCLM_WEIGHTS)}
+        widths = []
+    return {"dt": ["auto", *widths], "sclm_weight": list(SCLM_WEIGHTS)}
+
+
+def one_standard_error_choice(cv_results, preferred):
+    """Index of the setting to refit: ``preferred`` (an index into ``cv_results["params"]``,
+    or None) unless the best mean validation score beats its mean by more than the standard
+    error of the best (its sd over the splits over sqrt(number of splits)); otherwise the best.
+
+    Choosing the plain maximum of a dozen noisy validation scores favours settings that were
+    lucky on a few hundred rows; this rule moves away from the estimator as given only on
+    evidence (the "one-standard-error rule" of Hastie, Tibshirani and Friedman, 7.10).
+
+    Examples
+    --------
+    >>> results = {"mean_test_score": np.array([0.80, 0.83, 0.90]),
+    ...            "std_test_score": np.array([0.05, 0.05, 0.05]),
+    ...            "split0_test_score": np.zeros(3), "split1_test_score": np.zeros(3),
+    ...            "split2_test_score": np.zeros(3)}
+    >>> one_standard_error_choice(results, preferred=1)  # 0.90 - 0.05 / sqrt(3) > 0.83
+    2
+    >>> results["mean_test_score"][2] = 0.85
+    >>> one_standard_error_choice(results, preferred=1)
+    1
+    """
+    means = np.asarray(cv_results["mean_test_score"], dtype=float)
+    best = int(np.nanargmax(means))
+    if preferred is None:
+        return best
+    n_splits = sum(key.startswith("split") and key.endswith("_test_score") for key in cv_results)
+    standard_error = cv_results["std_test_score"][best] / np.sqrt(max(n_splits, 1))
+    return preferred if means[preferred] >= means[best] - standard_error else best
+
+
+def _same(a, b):
+    """Parameter values equal (floats as numbers, anything else by ``==``)."""
+    try:
+        return bool(a == b)
+    except Exception:  # arrays, estimators: compared by identity
+        return a is b
 
 
 class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -108,7 +157,7 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
             return grids
         pretrainer = self._fit_pretrainer(X, base)
         return grids + [{"pretrained": [FrozenEstimator(pretrainer)],
-                         "readout": list(READOUTS_SEARCHED), "sclm_weight": list(SCLM_WEIGHTS)}]
+                         "sclm_weight": list(SCLM_WEIGHTS)}]
 
     def _fit_pretrainer(self, X, base):
         """A pretrainer on the spikes of all training rows (labels withheld), with the
@@ -123,8 +172,8 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self.pretrainer_
 
     def fit(self, X, y):
-        """Search the grid on validation rows of ``(X, y)``, then refit the best setting on
-        all of them.
+        """Search the grid by cross-validation on ``(X, y)``, then refit the chosen setting
+        (:func:`one_standard_error_choice`) on all of them.
 
         Returns
         -------
@@ -143,12 +192,20 @@ class _NeuroformerSearchCV(MetaEstimatorMixin, BaseEstimator):
                              f"least 2 samples; got n_samples = {n_samples}.")
         grids = self._grids(X, base)
         cv = self.cv if self.cv is not None else self._default_cv(y)
+        given = base.get_params(deep=False)
+
+        def choose(cv_results):
+            own = [i for i, params in enumerate(cv_results["params"])
+                   if all(_same(given.get(k), v) for k, v in params.items())]
+            return one_standard_error_choice(cv_results, own[0] if own else None)
+
         search = GridSearchCV(base, grids, cv=cv, scoring=self.scoring, n_jobs=self.n_jobs,
-                              refit=True, error_score="raise", verbose=self.verbose)
+                              refit=choose, error_score="raise", verbose=self.verbose)
         search.fit(X, y)
         self.best_estimator_ = search.best_estimator_
+        self.best_index_ = int(search.best_index_)
         self.best_params_ = search.best_params_
-        self.best_score_ = float(search.best_score_)
+        self.best_score_ = float(search.cv_results_["mean_test_score"][self.best_index_])
         self.cv_results_ = search.cv_results_
         self.n_features_in_ = self.best_estimator_.n_features_in_
         return self
@@ -171,19 +228,24 @@ _SHARED_DOC = """
         The estimator whose settings are searched (its other parameters stay as given);
         default ``{name}()``.
     param_grid : dict or list of dict, optional
-        Settings to search (parameter names of ``estimator``). Default: ``dt`` among the
-        windows' own bins and the whole multiples of them closest to 50 and 10 bins per
-        window (:func:`candidate_bin_widths`), ``readout`` in ``("mean+count",
-        "mean+binned")`` and ``sclm_weight`` in ``(0.0, 1.0)``: 12 settings at most.
+        Settings to search (parameter names of ``estimator``). Default
+        (:func:`default_grid`): ``dt`` of ``"auto"``, the windows' own bins and the whole
+        multiples of them closest to 50 and 10 bins per window
+        (:func:`candidate_bin_widths`), each once, and ``sclm_weight`` in ``(1.0, 0.0)``: 6
+        settings at most. The head's count inputs need no search: every fit chooses its own
+        count decoder (``count_decoder="blend"``).
     cv : int, cross-validation generator or iterable, optional
-        Validation splits; default {cv_default}
+        Validation splits; default {cv_default} The setting refitted is the
+        estimator's own (its parameters as given, when the grid holds them) unless the
+        best mean validation score beats it by more than one standard error over the
+        splits (:func:`one_standard_error_choice`); otherwise the best.
     scoring : str or callable, optional
         Score to maximise on the validation rows (default: the estimator's ``score``).
     pretrain : bool, default=False
         Also search a pretrained arm: a :class:`NeuroformerPretrainer` fitted on the
         spikes of all training rows (labels withheld; with the estimator's ``dt``, by
-        default ``"auto"``: at most 50 bins per window), finetuned with each ``readout``
-        and ``sclm_weight``.
+        default ``"auto"``: at most 50 bins per window), finetuned with each
+        ``sclm_weight``.
     n_jobs : int, optional
         Settings fitted in parallel (processes; several can share one GPU).
     random_state : int, RandomState instance or None
@@ -193,10 +255,12 @@ _SHARED_DOC = """
     Attributes
     ----------
     best_estimator_ : {name}
-        The best setting refitted on all training rows.
+        The chosen setting refitted on all training rows.
+    best_index_ : int
+        Index of the chosen setting in ``cv_results_["params"]``.
     best_params_ : dict
     best_score_ : float
-        Mean validation score of the best setting.
+        Mean validation score of the chosen setting.
     cv_results_ : dict of ndarray
         As :attr:`sklearn.model_selection.GridSearchCV.cv_results_`.
     pretrainer_ : NeuroformerPretrainer
@@ -206,11 +270,11 @@ _SHARED_DOC = """
 
 
 class NeuroformerClassifierCV(ClassifierMixin, _NeuroformerSearchCV):
-    __doc__ = ("""Neuroformer classifier that chooses its time resolution, readout and
-    spike-objective weight on validation rows, then refits on all training rows.
+    __doc__ = ("""Neuroformer classifier that chooses its time resolution and spike-objective
+    weight by cross-validation on the training rows, then refits on all of them.
 """ + _SHARED_DOC.format(
         name="NeuroformerClassifier",
-        cv_default="one stratified split holding out 20 % of the rows.") + """
+        cv_default="3 stratified folds (shuffled with ``random_state``).") + """
     classes_ : ndarray of shape (n_classes,)
 
     Examples
@@ -236,8 +300,8 @@ class NeuroformerClassifierCV(ClassifierMixin, _NeuroformerSearchCV):
         check_classification_targets(y)
 
     def _default_cv(self, y):
-        return StratifiedShuffleSplit(n_splits=1, test_size=VALIDATION_FRACTION,
-                                      random_state=self.random_state)
+        n_splits = min(N_SPLITS, len(np.asarray(y)))
+        return StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
 
     def fit(self, X, y):
         super().fit(X, y)
@@ -251,13 +315,14 @@ class NeuroformerClassifierCV(ClassifierMixin, _NeuroformerSearchCV):
 
 
 class NeuroformerRegressorCV(RegressorMixin, _NeuroformerSearchCV):
-    __doc__ = ("""Neuroformer regressor that chooses its time resolution, readout and
-    spike-objective weight on validation rows, then refits on all training rows.
+    __doc__ = ("""Neuroformer regressor that chooses its time resolution and spike-objective
+    weight by cross-validation on the training rows, then refits on all of them.
 """ + _SHARED_DOC.format(
         name="NeuroformerRegressor",
-        cv_default="the last 20 % of the rows in the order given (windows of a "
-                   "recording in time order: a contiguous block, so that the autocorrelated "
-                   "neighbours of a validation window are not in training).") + """
+        cv_default="3 contiguous blocks of the rows in the order given (windows of a "
+                   "recording in time order: each validation block is a stretch of time, "
+                   "so that the autocorrelated neighbours of a validation window are in "
+                   "training only at the block's two edges).") + """
     Examples
     --------
     >>> from nfestimators import NeuroformerRegressor, NeuroformerRegressorCV
@@ -279,7 +344,4 @@ class NeuroformerRegressorCV(RegressorMixin, _NeuroformerSearchCV):
         """The regressor checks its targets itself."""
 
     def _default_cv(self, y):
-        n = len(np.asarray(y))
-        fold = np.full(n, -1)
-        fold[n - max(1, int(round(VALIDATION_FRACTION * n))):] = 0
-        return PredefinedSplit(fold)
+        return KFold(min(N_SPLITS, len(np.asarray(y))))  # contiguous blocks, in the order given
