@@ -357,17 +357,18 @@ def neuroformer_class(dataset, cv):
     return getattr(nfestimators, stem + ("CV" if cv else ""), None)
 
 
-def neuroformer_estimator(dataset, cv, seed, device, small, params=None):
+def neuroformer_estimator(dataset, cv, seed, device, small, params=None, cv_n_jobs=None):
     """The plain call: ``Estimator(random_state=seed)`` or ``EstimatorCV(random_state=seed)``
     (the device aside). ``--small``: a tiny model, one epoch, and a two-setting search.
-    ``params`` (``--param``) set other values of the Neuroformer estimator's parameters."""
+    ``params`` (``--param``) set other values of the Neuroformer estimator's parameters;
+    ``cv_n_jobs`` (``--cv-n-jobs``) is the CV estimator's ``n_jobs``."""
     base = neuroformer_class(dataset, False)(random_state=seed, device=device)
     base.set_params(**(params or {}))
     if small:
         base.set_params(**SMALL_NEUROFORMER)
     if not cv:
         return base
-    search = neuroformer_class(dataset, True)(base, random_state=seed)
+    search = neuroformer_class(dataset, True)(base, random_state=seed, n_jobs=cv_n_jobs)
     return search.set_params(param_grid=SMALL_CV_GRID) if small else search
 
 
@@ -379,18 +380,26 @@ def fit_neuroformer(estimator, dataset):
     seconds = time.perf_counter() - start
     if getattr(estimator, "count_decoder_", None) is not None:
         log.info("%s: count decoder blended in: %s", dataset.name, estimator.count_decoder_)
+    if hasattr(estimator, "cv_results_"):
+        results = estimator.cv_results_
+        for params, mean, sd in zip(results["params"], results["mean_test_score"],
+                                    results["std_test_score"]):
+            log.info("%s CV setting %s: %.3f ± %.3f", dataset.name, params, mean, sd)
+        log.info("%s CV chose %s", dataset.name, estimator.best_params_)
     score = dataset.score(dataset.y[dataset.test], estimator.predict(dataset.X[dataset.test]))
     return score, seconds
 
 
-def run_set(dataset, seeds, device, small, run_cv=True, params=None, run_defaults=True):
+def run_set(dataset, seeds, device, small, run_cv=True, params=None, run_defaults=True,
+            cv_n_jobs=None):
     results = {}
     for method, cv in (("defaults", False), ("CV", True)):
         result = Result(missing=neuroformer_class(dataset, cv) is None,
                         skipped=not run_cv if cv else not run_defaults)
         for seed in ([] if result.missing or result.skipped else range(seeds)):
             score, seconds = fit_neuroformer(
-                neuroformer_estimator(dataset, cv, seed, device, small, params), dataset)
+                neuroformer_estimator(dataset, cv, seed, device, small, params, cv_n_jobs),
+                dataset)
             result.scores.append(score)
             result.seconds.append(seconds)
             log.info("%s %s seed %d: %.3f (%.1f s)", dataset.name, method, seed, score, seconds)
@@ -475,9 +484,11 @@ def main(argv=None):
                         help="random_state of make_code_data: draw other code families")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-cv", action="store_true",
-                        help="skip the CV estimators (each searches up to 12 settings)")
+                        help="skip the CV estimators (each fits 3 folds of up to 6 settings)")
     parser.add_argument("--cv-only", action="store_true",
                         help="skip the defaults (run the CV estimators and the baselines)")
+    parser.add_argument("--cv-n-jobs", type=int, default=None, metavar="K",
+                        help="n_jobs of the CV estimators: K processes share the device")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="set a parameter of the Neuroformer estimators away from its "
                              "default (VALUE read as a Python literal, else a string), e.g. "
@@ -496,7 +507,8 @@ def main(argv=None):
                  len(dataset.test))
         rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,
                                       run_cv=not args.no_cv, params=params,
-                                      run_defaults=not args.cv_only)))
+                                      run_defaults=not args.cv_only,
+                                      cv_n_jobs=args.cv_n_jobs)))
     table = markdown_table(rows)
     print(table)
     if args.json:
