@@ -21,11 +21,17 @@ smooth behaviour). On the same labelled rows, all through the public estimators:
 
 Scores: R² x 100 (mean over speed, pos_x, pos_y) on the test rows, mean ± sd over draws.
 
-Cross-session decoding: the multi-session pretrainer's latents (``transform``) of every
-pretraining session; a ridge decoder fitted on one session's latents predicts another
-session's behaviour from that session's latents (off-diagonal, R² x 100), next to the
-same decoder within a session (fitted on half of its trials, scored on the other half),
-and a chance level: the decoder fitted on shuffled behaviour.
+Cross-session decoding, for the latents (``transform``) of two models: the multi-session
+pretrainer (unsupervised) and the supervised multi-session regressor of ``supervised``. A
+ridge decoder fitted on one pretraining session's latents predicts another session's
+behaviour from that session's latents (off-diagonal, R² x 100), next to the same decoder
+within a session (fitted on half of its trials, scored on the other half), and a chance
+level: the decoder fitted on shuffled behaviour. And the new session in the shared space:
+the regressor adapted to the held-out session from the supervised model transforms the
+pretraining sessions and the new session's test windows; a ridge decoder fitted on the
+pretraining sessions' latents and behaviour (no label of the new session) predicts the new
+session's test behaviour (``new session from the others``; chance: the same decoder fitted
+on shuffled behaviour).
 
     python benchmarks/multisession.py --small                  # CPU, seconds (checked by a test)
     python benchmarks/multisession.py --device cpu --preset tiny --draws 2
@@ -139,6 +145,29 @@ def cross_session_decoding(pre, sessions, behavior, rng):
     return matrix, float(np.mean(chance)), np.mean(per_target, axis=0)
 
 
+def new_session_decoding(model, others, behavior, X_test, y_test, rng):
+    """R² x 100 on the new session's test windows of a ridge decoder fitted on the latents
+    of the pretraining sessions (``model.transform``, the model adapted to the new session)
+    and their behaviour, and of the same decoder fitted on shuffled behaviour (chance)."""
+    Z = model.transform(SpikeWindows.from_sessions(others))
+    y = np.concatenate(behavior)
+    Z_test = model.transform(X_test)
+    decoder = ridge().fit(Z, y)
+    shuffled = ridge().fit(Z, y[rng.permutation(len(y))])
+    return r2(y_test, decoder.predict(Z_test)), r2(y_test, shuffled.predict(Z_test))
+
+
+def latent_rows(draw, label, matrix, chance, per_target, names):
+    """Result rows of :func:`cross_session_decoding` for the latents of ``label``."""
+    off = matrix[~np.eye(len(matrix), dtype=bool)]
+    rows = [dict(draw=draw, method=f"{label}: within session", r2=np.diag(matrix).mean()),
+            dict(draw=draw, method=f"{label}: across sessions", r2=off.mean())]
+    rows += [dict(draw=draw, method=f"{label}: across sessions, {name}", r2=value)
+             for name, value in zip(names, per_target)]
+    rows.append(dict(draw=draw, method=f"{label}: chance (shuffled)", r2=chance))
+    return rows
+
+
 def run_draw(args, draw, log):
     seed = args.seed * 1000 + draw
     data = make_multisession_data(
@@ -166,7 +195,7 @@ def run_draw(args, draw, log):
         f"{pre_multi.history_[-1, 'train_loss']:.3f}, single "
         f"{pre_single.history_[-1, 'train_loss']:.3f} final train loss)")
     params = estimator_params(args, len(train), seed)
-    rows = []
+    rows, fitted = [], {}
     for method in args.methods:
         t0 = time.perf_counter()
         if method == "ridge":
@@ -178,21 +207,33 @@ def run_draw(args, draw, log):
                                                    adapt=args.adapt)
             model = NeuroformerRegressor(**params, **extra).fit(X_train, y_new[train])
             pred = model.predict(X_test)
+            fitted[method] = model
         rows.append(dict(draw=draw, method=method, r2=r2(y_new[test], pred),
                          seconds=time.perf_counter() - t0))
         log(f"  {method:17s} R2x100 {rows[-1]['r2']:7.2f}  ({rows[-1]['seconds']:.1f} s)")
-    matrix, chance, per_target = cross_session_decoding(pre_multi, others, y_others, rng)
-    off = matrix[~np.eye(len(matrix), dtype=bool)]
-    log(f"  cross-session latent decoding R2x100: within {np.diag(matrix).mean():.1f}, "
-        f"across {off.mean():.1f} ("
-        + ", ".join(f"{n} {v:.1f}" for n, v in zip(data.behavior_names, per_target))
-        + f"), chance {chance:.1f}")
-    rows += [dict(draw=draw, method="latents: within session", r2=np.diag(matrix).mean()),
-             dict(draw=draw, method="latents: across sessions", r2=off.mean())]
-    rows += [dict(draw=draw, method=f"latents: across sessions, {name}", r2=value)
-             for name, value in zip(data.behavior_names, per_target)]
-    rows.append(dict(draw=draw, method="latents: chance (shuffled)", r2=chance))
-    return rows, matrix
+    latents = {"latents": pre_multi}
+    if "supervised" in sources:
+        latents["supervised latents"] = sources["supervised"]
+    matrices = {}
+    for label, model in latents.items():
+        matrix, chance, per_target = cross_session_decoding(model, others, y_others, rng)
+        matrices[label] = matrix
+        rows += latent_rows(draw, label, matrix, chance, per_target, data.behavior_names)
+        off = matrix[~np.eye(len(matrix), dtype=bool)]
+        log(f"  {label}, cross-session decoding R2x100: within {np.diag(matrix).mean():.1f}, "
+            f"across {off.mean():.1f} ("
+            + ", ".join(f"{n} {v:.1f}" for n, v in zip(data.behavior_names, per_target))
+            + f"), chance {chance:.1f}")
+    for method in ("adapted", "supervised"):
+        if method in fitted:
+            score, chance = new_session_decoding(fitted[method], others, y_others, X_test,
+                                                 y_new[test], rng)
+            rows += [dict(draw=draw, method=f"{method} latents: new session from the others",
+                          r2=score),
+                     dict(draw=draw, method=f"{method} latents: new session, chance", r2=chance)]
+            log(f"  {method} latents, new session decoded by the others' decoder R2x100: "
+                f"{score:.1f} (chance {chance:.1f})")
+    return rows, matrices
 
 
 def paired_differences(raw):
@@ -226,7 +267,7 @@ def markdown(table, args):
     return "\n".join(lines)
 
 
-def plot(raw, matrix, path):
+def plot(raw, matrices, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -243,10 +284,11 @@ def plot(raw, matrix, path):
     left.tick_params(axis="x", labelrotation=30)
     left.set_ylabel("R² x 100 on the held-out session")
     left.set_title("new session, few labels")
+    label, matrix = list(matrices.items())[-1]
     image = right.imshow(matrix, cmap="viridis", vmin=min(0, matrix.min()), vmax=100)
     right.set_xlabel("session decoded")
     right.set_ylabel("session the decoder was fitted on")
-    right.set_title("ridge on pretrainer latents (last draw)")
+    right.set_title(f"ridge on the {label} (last draw)")
     for (a, b), value in np.ndenumerate(matrix):
         right.text(b, a, f"{value:.0f}", ha="center", va="center", color="w", fontsize=8)
     right.set_xticks(range(len(matrix)))
@@ -303,9 +345,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # token-budget chatter on the test windows
     t0 = time.perf_counter()
-    rows, matrix = [], None
+    rows, matrices = [], None
     for draw in range(args.draws):
-        draw_rows, matrix = run_draw(args, draw, print)
+        draw_rows, matrices = run_draw(args, draw, print)
         rows += draw_rows
     raw = pd.DataFrame(rows)
     table = summarize(raw)
@@ -322,7 +364,7 @@ def main(argv=None):
           + f"adapt={args.adapt} "
           f"device={args.device}; total {time.perf_counter() - t0:.0f} s")
     if args.plot:
-        plot(raw, matrix, out / "multisession.png")
+        plot(raw, matrices, out / "multisession.png")
         print(f"wrote {out / 'multisession.png'}")
     return table
 

@@ -278,3 +278,29 @@ def test_benchmark_small_runs(tmp_path):
     table = pd.read_csv(tmp_path / "table.csv")
     assert {"adapted", "single", "scratch", "ridge"} <= set(table["method"])
     assert table["mean"].notna().all()
+
+
+# ----------------------------------------------------------------------------- shared latents
+@pytest.mark.parametrize("draw", [0, 1])
+def test_supervised_latents_decode_across_sessions(draw):
+    """A regressor fitted on two sessions' behaviour places both in one latent space: a
+    ridge decoder of one session's latents reads the other's (R² far above the decoder fitted
+    on shuffled behaviour, which is about 0)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+
+    data = make_multisession_data(n_sessions=2, n_neurons=(20, 30), duration=20.0,
+                                  random_state=draw)
+    X = SpikeWindows.from_sessions(data.sessions)
+    reg = NeuroformerRegressor(preset="tiny", max_epochs=10, validation_fraction=None,
+                               n_iter_no_change=None, device="cpu", random_state=0)
+    Z = reg.fit(X, np.concatenate(data.behavior)).transform(X)
+    assert Z.shape == (len(X), reg.model_.config.n_embd) and Z.dtype == np.float32
+    assert list(reg.get_feature_names_out()) == [f"neuroformerregressor{i}"
+                                                  for i in range(Z.shape[1])]
+    first = X.session == 0
+    decoder = RidgeCV().fit(Z[first], data.behavior[0])
+    shuffled = RidgeCV().fit(Z[first], np.random.default_rng(0).permutation(data.behavior[0]))
+    across = r2_score(data.behavior[1], decoder.predict(Z[~first]))
+    chance = r2_score(data.behavior[1], shuffled.predict(Z[~first]))
+    assert across > 0.3 and across > chance + 0.3, (across, chance)

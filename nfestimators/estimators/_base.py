@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..data import SpikeWindows, as_windows
@@ -269,6 +269,28 @@ class NeuroformerBase(BaseEstimator):
     def load(cls, path):
         """Load an estimator saved with :meth:`save` (on the CPU unless told otherwise)."""
         return _persistence.load(cls, path, NeuroformerBase)
+
+
+class LatentTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+    """``transform`` glue of the estimators with latents: float32 outputs (kept under
+    ``set_output``), feature names ``<class name lowercase>0 ..``, and the forward pass that
+    collects one latent per window."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # latents are always float32
+        return tags
+
+    def _window_latents(self, X, modality=None):
+        """Latent of every window of ``X`` (checked), float32: the model's ``pooled`` output
+        (the PAD-masked mean of the last layer) or, with ``modality``, the projected
+        contrastive latent of that model modality."""
+
+        def latent(out, batch):
+            z = out["pooled"] if modality is None else out["latents"][modality]
+            return z.float().cpu().numpy()
+
+        return self._forward_all(X, latent).astype(np.float32)
 
 
 def _spikes_hash(neuron, bins, offsets):

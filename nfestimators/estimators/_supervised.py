@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..model import UNIT_TABLES, grow_head_inputs, grow_unit_tables
-from ._base import NeuroformerBase
+from ._base import LatentTransformer, NeuroformerBase
 from ._params import SIZE_PARAMETERS
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
@@ -27,7 +27,7 @@ def count_bins_for(n_bins):
     return int(min(COUNT_BINS, n_bins))
 
 
-class SupervisedNeuroformer(NeuroformerBase, abstract=True):
+class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
     """Adds ``pretrained`` / ``freeze`` / ``sclm_weight`` / ``readout`` and the training
     regularisers (augmentation, weight averaging) to the shared base.
 
@@ -80,6 +80,31 @@ class SupervisedNeuroformer(NeuroformerBase, abstract=True):
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
+
+    @property
+    def _n_features_out(self):
+        """Latent width, for ``get_feature_names_out`` and ``set_output`` (sklearn's mixin)."""
+        return self.model_.config.n_embd
+
+    def transform(self, X):
+        """Latent vector of every window: what the head reads from the network.
+
+        The PAD-masked mean of the last layer over the window's tokens (the readout's
+        ``pooled`` input; the count inputs of ``readout`` are not part of it). The backbone
+        and the head are shared by every session the model knows, so a supervised fit on
+        several sessions, or one adapted to a new session from such a model, places the
+        windows of all its sessions in one latent space: a decoder fitted on one session's
+        latents reads another's (``benchmarks/multisession.py``, the multi-session guide).
+
+        Parameters
+        ----------
+        X : SpikeWindows or array of counts
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_embd), float32
+        """
+        return self._window_latents(self._check_X(X, reset=False))
 
     def _pretrained_estimator(self):
         """The fitted estimator of ``pretrained`` (None without one)."""

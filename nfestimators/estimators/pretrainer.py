@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 
 from ..metrics import bits_per_spike_from_log_likelihood
 from ..model.config import MODALITIES, behavior_column, behavior_modality
 from ..model.losses import sclm_loss
-from ._base import NeuroformerBase
+from ._base import LatentTransformer, NeuroformerBase
 from ._sampling import sample_windows
 
 LOSS_WEIGHTS = {"id": 0.45, "dt": 0.30, "contrastive": 0.25}  # the paper's effective weights
 
 
-class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
-                            NeuroformerBase):
+class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
     """Pretrain Neuroformer on unlabelled spikes; transform windows into latents.
 
     ``fit(X)`` trains the transformer to predict every next spike of a window (its neuron
@@ -148,11 +147,6 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         column = behavior_column(modality)
         return modality if column is None else self.behavior_inputs_[column]
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]  # latents are always float32
-        return tags
-
     def transform(self, X, modality="id"):
         """Latent vector of every window.
 
@@ -180,13 +174,7 @@ class NeuroformerPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if modality not in keys:
             raise ValueError(f"modality {modality!r} has no latent in this model; choose from "
                              f"{list(keys)}.")
-        key = keys[modality]
-
-        def latent(out, batch):
-            z = out["latents"][key] if projected else out["pooled"]
-            return z.float().cpu().numpy()
-
-        return self._forward_all(X, latent).astype(np.float32)
+        return self._window_latents(X, keys[modality] if projected else None)
 
     def sample(self, X, *, past="true", temperature=1.0, top_k=None, top_p=None,
                temperature_dt=None, top_k_dt=None, top_p_dt=None, greedy=False,
