@@ -98,9 +98,8 @@ count inputs (the count code, the binned counts or both, with ``"mean+binned"``)
 convergence on the training rows (logistic regression for the classifier, ridge for the
 regressor, on the standardised inputs, ``C`` in 0.001 .. 1000) and blend it into the head,
 ``(1 - w)`` times the network's outputs plus ``w`` times the decoder's; the inputs, ``C``
-and ``w`` (0, 0.25, .. 1) are those of lowest loss on the validation rows (the chosen
-decoder is then refitted on the training and validation rows), and ``count_decoder_`` says
-which. ``w = 0`` keeps the network as it is: the blend costs the
+and ``w`` (0, 0.25, .. 1) are those of lowest loss on the validation rows, and
+``count_decoder_`` says which. ``w = 0`` keeps the network as it is: the blend costs the
 network nothing where its features win, and gives it the converged count decoder AdamW does
 not reach in a short fit where counts carry the code
 (:func:`nfestimators.training.blend_count_decoder`). On the decoding suite (H200, 3

@@ -40,9 +40,7 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     ``C`` of ``PENALTIES`` and block set fitted at once by full-batch L-BFGS; the one of
     lowest log-loss (squared error) on ``valid_rows`` is kept. The head's outputs become
     ``(1 - w)`` times the network's plus ``w`` times the decoder's, ``w`` of
-    ``BLEND_WEIGHTS`` chosen the same way (ties: the smaller). With ``w > 0`` the chosen
-    decoder is then refitted on the training and validation rows together, as a baseline
-    is refitted on all its rows after its validation search.
+    ``BLEND_WEIGHTS`` chosen the same way (ties: the smaller).
 
     Returns
     -------
@@ -60,6 +58,7 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     head = model.head_cls if classify else model.head_reg
     x_train, y_train, _ = _inputs(model, store, train_rows, classify)
     x_valid, y_valid, net_valid = _inputs(model, store, valid_rows, classify, network=True)
+    mean, scale = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
     n_knots = len(config.count_knots)
     blocks = {"count code": slice(0, n_knots), "binned counts": slice(n_knots, None)}
     if config.readout != "mean+binned":
@@ -71,26 +70,24 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
             masks[i, blocks[name]] = 1.0
     masks = masks.repeat_interleave(len(PENALTIES), 0)  # (Q, F): Q = block sets x penalties
     penalties = torch.tensor(PENALTIES * len(block_sets), device=x_train.device)
-    weight, bias = _fit(x_train, y_train, masks, penalties, head.out_features, classify)
+    weight, bias = _fit((x_train - mean) / scale, y_train, masks, penalties, head.out_features,
+                        classify)
+    # back to the raw inputs: w (x - mean) / scale + b = (w / scale) x + (b - w mean / scale)
+    weight = weight / scale[:, None]
+    bias = bias - mean @ weight
     losses = _losses(x_valid @ weight + bias[:, None], y_valid, classify)
     best = int(losses.argmin())
     decoder_valid = x_valid @ weight[best] + bias[best]
     blends = torch.stack([(1 - w) * net_valid + w * decoder_valid for w in BLEND_WEIGHTS])
     w = BLEND_WEIGHTS[int(_losses(blends, y_valid, classify).argmin())]
-    weight, bias = weight[best], bias[best]
-    if w > 0:  # chosen on the validation rows, the decoder is refitted on them too
-        chosen = slice(best, best + 1)
-        weight, bias = (part[0] for part in _fit(
-            torch.cat([x_train, x_valid]), torch.cat([y_train, y_valid]), masks[chosen],
-            penalties[chosen], head.out_features, classify))
     with torch.no_grad():
         full = torch.zeros_like(head.weight)
-        full[:, config.n_embd:] = weight.T.to(full)
+        full[:, config.n_embd:] = weight[best].T.to(full)
         if head.bias is not None:
-            head.bias.mul_(1 - w).add_(w * bias.to(head.bias))
+            head.bias.mul_(1 - w).add_(w * bias[best].to(head.bias))
         else:  # the count code's K columns sum to sqrt(E) in every window: an intercept
             full[:, config.n_embd:config.n_embd + n_knots] += (
-                bias / math.sqrt(config.n_embd)).to(full).unsqueeze(1)
+                bias[best] / math.sqrt(config.n_embd)).to(full).unsqueeze(1)
         head.weight.mul_(1 - w).add_(w * full)
     return {"blocks": block_sets[best // len(PENALTIES)],
             "C": PENALTIES[best % len(PENALTIES)], "weight": w}
@@ -124,14 +121,11 @@ def _losses(outputs, y, classify):
 
 
 def _fit(x, y, masks, penalties, n_outputs, classify):
-    """Weights (Q, F, n_outputs) and intercepts (Q, n_outputs) of Q independent problems on
-    the raw inputs ``x``, problem q reading the inputs ``masks[q]`` keeps, standardised,
-    with penalty ``C = penalties[q]``: the loss per row plus ``|W|^2 / (2 C n)``, intercepts
-    not penalised (scikit-learn's ``LogisticRegression(C=C)``, and ``Ridge(alpha=1 / (2 C))``,
-    after a ``StandardScaler``). The problems are independent, so their sum is minimised at
-    once."""
-    mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
-    x = (x - mean) / scale
+    """Weights (Q, F, n_outputs) and intercepts (Q, n_outputs) of Q independent problems,
+    problem q reading the inputs ``masks[q]`` keeps with penalty ``C = penalties[q]``: the
+    loss per row plus ``|W|^2 / (2 C n)``, intercepts not penalised (scikit-learn's
+    ``LogisticRegression(C=C)``, and ``Ridge(alpha=1 / (2 C))``). The problems are
+    independent, so their sum is minimised at once."""
     n = x.shape[0]
     shrink = (1.0 / (2.0 * penalties * n)).view(-1, 1, 1)
     xs = x.unsqueeze(0) * masks.unsqueeze(1)  # (Q, n, F)
@@ -151,5 +145,4 @@ def _fit(x, y, masks, penalties, n_outputs, classify):
 
     with torch.enable_grad():
         optimizer.step(closure)
-    weight = weight.detach() / scale[:, None]
-    return weight, bias.detach() - mean @ weight
+    return weight.detach(), bias.detach()
