@@ -157,11 +157,17 @@ def new_session_decoding(model, others, behavior, X_test, y_test, rng):
     return r2(y_test, decoder.predict(Z_test)), r2(y_test, shuffled.predict(Z_test))
 
 
+def within_and_across(matrix):
+    """Mean R² of a :func:`cross_session_decoding` matrix within sessions (the diagonal)
+    and across sessions (off the diagonal)."""
+    return np.diag(matrix).mean(), matrix[~np.eye(len(matrix), dtype=bool)].mean()
+
+
 def latent_rows(draw, label, matrix, chance, per_target, names):
     """Result rows of :func:`cross_session_decoding` for the latents of ``label``."""
-    off = matrix[~np.eye(len(matrix), dtype=bool)]
-    rows = [dict(draw=draw, method=f"{label}: within session", r2=np.diag(matrix).mean()),
-            dict(draw=draw, method=f"{label}: across sessions", r2=off.mean())]
+    within, across = within_and_across(matrix)
+    rows = [dict(draw=draw, method=f"{label}: within session", r2=within),
+            dict(draw=draw, method=f"{label}: across sessions", r2=across)]
     rows += [dict(draw=draw, method=f"{label}: across sessions, {name}", r2=value)
              for name, value in zip(names, per_target)]
     rows.append(dict(draw=draw, method=f"{label}: chance (shuffled)", r2=chance))
@@ -219,9 +225,9 @@ def run_draw(args, draw, log):
         matrix, chance, per_target = cross_session_decoding(model, others, y_others, rng)
         matrices[label] = matrix
         rows += latent_rows(draw, label, matrix, chance, per_target, data.behavior_names)
-        off = matrix[~np.eye(len(matrix), dtype=bool)]
-        log(f"  {label}, cross-session decoding R2x100: within {np.diag(matrix).mean():.1f}, "
-            f"across {off.mean():.1f} ("
+        within, across = within_and_across(matrix)
+        log(f"  {label}, cross-session decoding R2x100: within {within:.1f}, "
+            f"across {across:.1f} ("
             + ", ".join(f"{n} {v:.1f}" for n, v in zip(data.behavior_names, per_target))
             + f"), chance {chance:.1f}")
     for method in ("adapted", "supervised"):

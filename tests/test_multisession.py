@@ -14,6 +14,8 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 
 from nfestimators import NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor
@@ -286,9 +288,6 @@ def test_supervised_latents_decode_across_sessions(draw):
     """A regressor fitted on two sessions' behaviour places both in one latent space: a
     ridge decoder of one session's latents reads the other's (R² far above the decoder fitted
     on shuffled behaviour, which is about 0)."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.metrics import r2_score
-
     data = make_multisession_data(n_sessions=2, n_neurons=(20, 30), duration=20.0,
                                   random_state=draw)
     X = SpikeWindows.from_sessions(data.sessions)
