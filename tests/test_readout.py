@@ -204,3 +204,63 @@ def test_binned_readout_reads_log_counts_per_neuron_and_time_bin():
     assert model.head_cls.weight.shape == (2, E + 2 + 3 * 2)
     with pytest.raises(ValueError, match="count_bins"):
         build_model("tiny", readout="mean+binned", count_bins=0, window_bins=6, **config)
+
+
+def test_pairs_readout_reads_the_coincidences_of_its_units():
+    config = dict(n_neurons=4, n_dt=7, n_classes=2, count_knots=(0.0, 1.0))
+    model = build_model("tiny", readout="mean+binned+pairs", count_bins=2, window_bins=6,
+                        pair_units=(0, 2, 3), **config).eval()
+    c, E = model.config, model.config.n_embd
+    # bin 1: neuron 0 twice, neuron 2 once; bin 4: neurons 2 and 3; neuron 1 is no pair unit
+    ids = torch.tensor([[c.sos_id, 0, 0, 2, 1, 2, 3, c.eos_id, c.pad_id]])
+    dts = torch.tensor([[0, 1, 1, 1, 4, 4, 4, c.eos_dt, c.pad_dt]])
+    features = model.readout_features(ids, dts, model({"id": ids, "dt": dts})["pooled"])
+    pairs = features[0, E + 2:E + 5]  # (0, 2), (0, 3), (2, 3)
+    torch.testing.assert_close(pairs, torch.log1p(torch.tensor([2.0, 0.0, 1.0])))
+    binned = features[0, E + 5:].reshape(4, 2)  # the binned counts follow, as "mean+binned"
+    torch.testing.assert_close(binned[1], torch.log1p(torch.tensor([0.0, 1.0])))
+    assert model.head_cls.weight.shape == (2, E + 2 + 3 + 4 * 2)
+    # training sees no coincidences, and their weights start at 0: only the count decoder
+    # sets them
+    assert not model.head_cls.weight[:, model.pair_columns].any()
+    assert not model.train().count_features(ids, dts)[0, 2:5].any()
+    with pytest.raises(ValueError, match="pair_units"):
+        build_model("tiny", readout="mean+binned+pairs", count_bins=2, window_bins=6,
+                    pair_units=(0, 4), **config)
+
+
+def test_pair_coincidences_match_a_count_over_spike_pairs():
+    rng = np.random.default_rng(0)
+    config = NeuroformerConfig(n_neurons=6, n_dt=9, readout="mean+binned+pairs",
+                               count_knots=(0.0, 1.0), count_bins=3, window_bins=9,
+                               pair_units=(1, 2, 4, 5))
+    model = build_model("tiny", **{k: getattr(config, k) for k in (
+        "n_neurons", "n_dt", "readout", "count_knots", "count_bins", "window_bins",
+        "pair_units")}).eval()
+    ids = torch.as_tensor(rng.integers(0, 6, (5, 30)))
+    dts = torch.as_tensor(rng.integers(0, 9, (5, 30)))
+    counts = model.count_features(ids, dts)[:, 2:2 + config.n_pairs].expm1()
+    units = config.pair_units
+    for w in range(5):
+        expected = [sum(int(ids[w, s] == units[a] and ids[w, t] == units[b]
+                            and dts[w, s] == dts[w, t]) for s in range(30) for t in range(30))
+                    for a, b in zip(*np.triu_indices(len(units), 1))]
+        np.testing.assert_allclose(counts[w].numpy(), expected, atol=1e-4)
+
+
+def test_default_readout_decodes_a_synchrony_code():
+    """Classes that differ only in which cells fire together (1 ms precision, rates equal):
+    the binned counts cannot tell them apart, the coincidences of the default readout can
+    (observed: 0.90 against 0.25)."""
+    from nfestimators.datasets import make_code_data
+
+    data = make_code_data("synchrony", n_trials=240, random_state=0)
+    X, y = data.windows, data.labels
+    train, test = np.arange(180), np.arange(180, 240)
+    scores = {}
+    for readout in ("mean+binned+pairs", "mean+binned"):
+        clf = NeuroformerClassifier(readout=readout, max_epochs=2, **FAST).fit(X[train], y[train])
+        scores[readout] = clf.score(X[test], y[test])
+    assert clf.model_config_.n_pairs == 0
+    assert scores["mean+binned+pairs"] > 0.6, scores
+    assert scores["mean+binned+pairs"] > scores["mean+binned"] + 0.25, scores

@@ -198,7 +198,7 @@ def test_early_stopping_restores_the_averaged_weights_of_the_best_epoch(data):
     X, y = data.windows, data.behavior
     recorder = RawEMA(0.9)
     reg = NeuroformerRegressor(max_epochs=6, ema_decay=0.9, n_iter_no_change=1,
-                               callbacks=[("ema", recorder)],
+                               callbacks=[("ema", recorder)], count_decoder="none",
                                **{**FAST, "validation_fraction": 0.2}).fit(X, y)
     best = recorder.epoch_weights[reg.best_epoch_ - 1]
     for name, p in reg.model_.named_parameters():

@@ -76,30 +76,35 @@ finetuning next to the supervised loss: a regulariser that makes the backbone mo
 spikes it reads (on an H200, from-scratch classifier at 10 ms bins: D_E_III 0.426 test
 accuracy with 0, 0.531 with 1; D_A_I 0.683 and 0.744)."""),
     "readout": Parameter(
-        [StrOptions(set(READOUTS))], '{"mean", "mean+count", "mean+binned"}',
+        [StrOptions(set(READOUTS))], '{"mean", "mean+count", "mean+binned", "mean+binned+pairs"}',
         """What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer over
 the window's SOS and spike positions. A mean does not say how many spikes were averaged,
 so a rate code (information in the number of spikes) is hard to read from it.
 ``"mean+count"`` adds a code of the window's spike count n: 16 piecewise-linear
 interpolation weights of ``log(1 + n)`` between knots at quantiles of the training
 windows, through which the head learns any function of the count in a few epochs.
-``"mean+binned"`` (the default) also adds ``log(1 + count)`` of every neuron in 5 equal
+``"mean+binned"`` also adds ``log(1 + count)`` of every neuron in 5 equal
 time bins of the window (every bin of shorter windows): the head then holds a linear
 decoder of binned counts, the baseline neuroscientists fit first, and the transformer's
 features add what such a decoder misses (spike order, timing inside the bins, the past
-window, the other modalities). With ``pretrained``, the backbone is loaded and the head
+window, the other modalities). ``"mean+binned+pairs"`` (the default) also adds the
+pairwise coincidences of the 48 most active units of the training windows: ``log(1 + c)``
+of every pair, c the number of their spike pairs in a same time bin (``dt``) of the window,
+the code of synchrony between cells, which no count per neuron carries (1,128 inputs at 48
+units). With ``pretrained``, the backbone is loaded and the head
 is new, unless ``pretrained`` is an estimator of this class fitted with this readout on the
 same targets (regressor) or classes (classifier): then its head, its count code and its
 targets' scale are kept (supervised pretraining, e.g. on other sessions' labels)."""),
     "count_decoder": Parameter(
         [StrOptions({"blend", "none"})], '{"blend", "none"}',
         """``"blend"`` (the default): after training, fit a linear decoder of the readout's
-count inputs (the count code, the binned counts or both, with ``"mean+binned"``) to
+count inputs (the count code, the coincidences, the binned counts, or all of them) to
 convergence on the training rows (logistic regression for the classifier, ridge for the
-regressor, on the standardised inputs, ``C`` in 0.001 .. 1000) and blend it into the head,
-``(1 - w)`` times the network's outputs plus ``w`` times the decoder's; the inputs, ``C``
-and ``w`` (0, 0.25, .. 1) are those of lowest loss on the validation rows, and
-``count_decoder_`` says which. ``w = 0`` keeps the network as it is: the blend costs the
+regressor, on the standardised inputs, the coincidences sharing one scale, ``C`` in 0.001
+.. 1000) and blend it into the head, ``(1 - w)`` times the network's outputs plus ``w``
+times the decoder's; the inputs, ``C`` and ``w`` (0, 0.25, .. 1) are those of lowest loss
+on the validation rows (the coincidences only when they beat the best decoder without them
+by more than a standard error), and ``count_decoder_`` says which. ``w = 0`` keeps the network as it is: the blend costs the
 network nothing where its features win, and gives it the converged count decoder AdamW does
 not reach in a short fit where counts carry the code
 (:func:`nfestimators.training.blend_count_decoder`). On the decoding suite (H200, 3

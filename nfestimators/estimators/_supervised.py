@@ -12,12 +12,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..model import UNIT_TABLES, grow_head_inputs, grow_unit_tables
+from ..model.config import BINNED_READOUTS
 from ._base import LatentTransformer, NeuroformerBase
 from ._params import SIZE_PARAMETERS
 
 HEADS = {"regression": "head_reg", "classification": "head_cls"}
 COUNT_KNOTS = 16  # knots of the spike-count code of readout="mean+count"
 COUNT_BINS = 5  # time bins per window of the per-neuron counts of readout="mean+binned"
+PAIR_UNITS = 48  # units (the most active) whose pairwise coincidences "mean+binned+pairs" reads
 
 
 def count_bins_for(n_bins):
@@ -37,7 +39,7 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
-                 readout="mean+binned", count_decoder="blend", preset="small", n_layers=None,
+                 readout="mean+binned+pairs", count_decoder="blend", preset="small", n_layers=None,
                  n_embd=None, n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
@@ -178,11 +180,12 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
                 init_state = grow_unit_tables(
                     init_state, source.model_.config.n_neurons, n_added,
                     generator=torch.Generator().manual_seed(seed))
-                if keep_head and config.readout == "mean+binned":
+                if keep_head and config.readout in BINNED_READOUTS:
                     init_state = grow_head_inputs(init_state, f"{HEADS[objective]}.weight",
                                                   n_added * config.count_bins)
         store = self.input_encoder_.store(X, self.device_, targets)
-        readout = {} if keep_head else self._readout_config(store.length)  # kept: the source's
+        # kept head: the source's readout
+        readout = {} if keep_head else self._readout_config(store.length, X)
         self.model_config_ = dataclasses.replace(config, **readout, **self._loss_config())
         init_state = self._with_rate_prior(init_state, X, n_added)
         sclm = float(self.sclm_weight)
@@ -236,20 +239,26 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         """Model config fields of the supervised loss (the classifier's label smoothing)."""
         return {}
 
-    def _readout_config(self, n_tokens):
-        """Model config fields of the head's readout; with ``"mean+count"`` and
-        ``"mean+binned"``, the knots of the count code at COUNT_KNOTS evenly spaced quantiles
-        (0 to 1) of ``log(1 + n)`` over the training windows (``n_tokens``: spike tokens kept
-        per window), repeated values once; with ``"mean+binned"``, the time bins of the
-        per-neuron counts (:func:`count_bins_for`)."""
+    def _readout_config(self, n_tokens, X):
+        """Model config fields of the head's readout; with ``"mean+count"`` and the binned
+        readouts, the knots of the count code at COUNT_KNOTS evenly spaced quantiles
+        (0 to 1) of ``log(1 + n)`` over the training windows ``X`` (``n_tokens``: spike
+        tokens kept per window), repeated values once; with the binned readouts, the time
+        bins of the per-neuron counts (:func:`count_bins_for`); with
+        ``"mean+binned+pairs"``, the PAIR_UNITS units of highest training rate (ties: the
+        lower id) as the units of the pairwise coincidences, in id order."""
         if self.readout == "mean":
             return {"readout": "mean", "count_knots": ()}
         log_counts = np.log1p(np.asarray(n_tokens, dtype=np.float64))
         knots = np.unique(np.quantile(log_counts, np.linspace(0.0, 1.0, COUNT_KNOTS)))
         fields = {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
-        if self.readout == "mean+binned":
+        if self.readout in BINNED_READOUTS:
             n_bins = int(self.tokenizer_.n_bins_)
             fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins))
+        if self.readout == "mean+binned+pairs":
+            rates = self.input_encoder_.training_rates(X)
+            busiest = np.argsort(-rates, kind="stable")[:PAIR_UNITS]
+            fields["pair_units"] = tuple(int(u) for u in np.sort(busiest))
         return fields
 
     def _take_over_inputs(self, source, X):

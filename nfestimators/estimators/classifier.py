@@ -43,7 +43,7 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
-                 readout="mean+binned", count_decoder="blend", preset="small", n_layers=None,
+                 readout="mean+binned+pairs", count_decoder="blend", preset="small", n_layers=None,
                  n_embd=None, n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,

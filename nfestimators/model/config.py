@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 
 MODALITIES = ("id", "frames", "behavior")
-READOUTS = ("mean", "mean+count", "mean+binned")
+READOUTS = ("mean", "mean+count", "mean+binned", "mean+binned+pairs")
+BINNED_READOUTS = ("mean+binned", "mean+binned+pairs")  # the readouts with binned counts
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
                    "clip_final_layer", "clip_mean_frames")
@@ -76,7 +77,7 @@ class NeuroformerConfig:
         Number of behaviour input variables (``batch["behavior"]`` has this many columns).
     n_targets, n_classes : int
         Width of the regression and classification heads (0 builds no head).
-    readout : {"mean", "mean+count"}
+    readout : {"mean", "mean+count", "mean+binned", "mean+binned+pairs"}
         Input of the regression and classification heads. ``"mean"`` (the paper's): the
         masked mean of the final stream over SOS and the spike positions, (B, E).
         ``"mean+count"``: that mean and a code of the current window's spike count n
@@ -88,6 +89,14 @@ class NeuroformerConfig:
         transformer's features complement (spike order, timing below the bins, the past
         window and the other modalities), so that the head starts from what a linear
         decoder of binned counts reads.
+        ``"mean+binned+pairs"``: the code, then ``log(1 + c)`` of every pair of the units
+        ``pair_units`` with c the number of their spike pairs in a same time bin (dt
+        value) of the window (coincidences, the code of synchrony between cells, which
+        counts per neuron cannot carry), then the binned counts,
+        (B, E + K + P + n_neurons * count_bins) with P = M (M - 1) / 2 for M pair units.
+    pair_units : tuple of int
+        Neurons (0-based) whose pairwise coincidences the ``"mean+binned+pairs"`` readout
+        reads; pairs in the order of ``numpy.triu_indices(M, 1)`` over this tuple.
     count_bins : int
         Time bins of the ``"mean+binned"`` counts (the window's dt values ``0..window_bins -
         1`` split into this many equal groups).
@@ -174,6 +183,7 @@ class NeuroformerConfig:
     count_knots: tuple[float, ...] = ()
     count_bins: int = 0
     window_bins: int = 0
+    pair_units: tuple[int, ...] = ()
     contrastive: tuple[str, ...] = ("id",)
     clip_embd: int | None = None
     clip_temp: float = 0.5
@@ -211,10 +221,17 @@ class NeuroformerConfig:
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}; got {self.readout!r}")
         self.count_knots = tuple(float(k) for k in self.count_knots)
-        if self.readout == "mean+binned" and not 1 <= self.count_bins <= self.window_bins:
-            raise ValueError("readout='mean+binned' needs 1 <= count_bins <= window_bins; got "
-                             f"count_bins={self.count_bins}, window_bins={self.window_bins}")
-        if self.readout in ("mean+count", "mean+binned"):
+        if self.readout in BINNED_READOUTS and not 1 <= self.count_bins <= self.window_bins:
+            raise ValueError(f"readout={self.readout!r} needs 1 <= count_bins <= window_bins; "
+                             f"got count_bins={self.count_bins}, window_bins={self.window_bins}")
+        self.pair_units = tuple(int(u) for u in self.pair_units)
+        if self.readout != "mean+binned+pairs":
+            self.pair_units = ()
+        elif len(set(self.pair_units)) != len(self.pair_units) or not all(
+                0 <= u < self.n_neurons for u in self.pair_units):
+            raise ValueError("readout='mean+binned+pairs' needs pair_units: distinct neurons in "
+                             f"0..n_neurons - 1 = {self.n_neurons - 1}; got {self.pair_units}")
+        if self.readout != "mean":
             knots = self.count_knots
             if not knots or not all(math.isfinite(k) for k in knots) or any(
                     b <= a for a, b in zip(knots, knots[1:])):
@@ -229,6 +246,12 @@ class NeuroformerConfig:
             raise ValueError("n_neurons and n_dt must be positive")
 
     # Vocabulary (docs/design.md): values first, then SOS, EOS, PAD.
+    @property
+    def n_pairs(self) -> int:
+        """Inputs of the pairwise coincidences of ``"mean+binned+pairs"`` (0 otherwise)."""
+        m = len(self.pair_units)
+        return m * (m - 1) // 2
+
     @property
     def id_vocab_size(self) -> int:
         return self.n_neurons + 3

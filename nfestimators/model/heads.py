@@ -201,6 +201,36 @@ def count_code(n_spikes, knots):
     return torch.minimum(rise, fall).clamp(0.0, 1.0)
 
 
+def pair_coincidences(ids, dts, spikes, config, unit_slot):
+    """``log(1 + c)`` of every pair of ``config.pair_units``, c the number of their spike
+    pairs in a same time bin (dt value) of the window, (B, P) in the order of
+    ``triu_indices(M, 1)``, from the current tokens (B, T) and their spike mask (B, T);
+    ``unit_slot`` (n_neurons,) maps a neuron to its place in ``pair_units``, M for the others.
+
+    One batched matrix product of the pair units' spike counts per bin, S (B, M, bins):
+    c = (S S^T)[i, j]; no loop over pairs or windows.
+
+    Examples
+    --------
+    >>> from nfestimators.model import NeuroformerConfig
+    >>> c = NeuroformerConfig(n_neurons=3, n_dt=4, readout="mean+binned+pairs", count_bins=1,
+    ...                       window_bins=4, count_knots=(0.0, 1.0), pair_units=(0, 1, 2))
+    >>> ids, dts = torch.tensor([[0, 1, 2, 0]]), torch.tensor([[0, 0, 1, 1]])
+    >>> slot = torch.tensor([0, 1, 2])
+    >>> pair_coincidences(ids, dts, torch.ones_like(ids, dtype=torch.bool), c, slot).expm1()
+    tensor([[1., 1., 0.]])
+    """
+    c = config
+    m, n_bins = len(c.pair_units), c.window_bins
+    slot = torch.where(spikes, unit_slot[ids.clamp(0, c.n_neurons - 1)], m)  # (B, T)
+    index = slot * n_bins + dts.clamp(0, n_bins - 1)
+    counts = torch.zeros(ids.shape[0], (m + 1) * n_bins, device=ids.device)
+    counts.scatter_add_(1, index, spikes.float())
+    per_bin = counts.view(-1, m + 1, n_bins)[:, :m]  # (B, M, bins); slot M: the others
+    pairs = torch.triu_indices(m, m, 1, device=ids.device)
+    return torch.log1p((per_bin @ per_bin.transpose(1, 2))[:, pairs[0], pairs[1]])
+
+
 def binned_counts(ids, dts, spikes, config):
     """``log(1 + count)`` of every neuron in ``config.count_bins`` equal time bins of the window,
     (B, n_neurons * count_bins), from the current tokens (B, T) and their spike mask (B, T)."""
