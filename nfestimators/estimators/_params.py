@@ -76,7 +76,8 @@ finetuning next to the supervised loss: a regulariser that makes the backbone mo
 spikes it reads (on an H200, from-scratch classifier at 10 ms bins: D_E_III 0.426 test
 accuracy with 0, 0.531 with 1; D_A_I 0.683 and 0.744)."""),
     "readout": Parameter(
-        [StrOptions(set(READOUTS))], '{"mean", "mean+count", "mean+binned", "mean+binned+pairs"}',
+        [StrOptions(set(READOUTS))],
+        '{"mean", "mean+count", "mean+binned", "mean+binned+pairs"}',
         """What the linear head reads. ``"mean"`` (the paper's): the mean of the last layer over
 the window's SOS and spike positions. A mean does not say how many spikes were averaged,
 so a rate code (information in the number of spikes) is hard to read from it.
@@ -104,9 +105,9 @@ regressor, on the standardised inputs, the coincidences sharing one scale, ``C``
 .. 1000) and blend it into the head, ``(1 - w)`` times the network's outputs plus ``w``
 times the decoder's; the inputs, ``C`` and ``w`` (0, 0.25, .. 1) are those of lowest loss
 on the validation rows (the coincidences only when they beat the best decoder without them
-by more than a standard error), and ``count_decoder_`` says which. ``w = 0`` keeps the network as it is: the blend costs the
-network nothing where its features win, and gives it the converged count decoder AdamW does
-not reach in a short fit where counts carry the code
+by more than a standard error), and ``count_decoder_`` says which. ``w = 0`` keeps the
+network as it is: the blend costs the network nothing where its features win, and gives it
+the converged count decoder AdamW does not reach in a short fit where counts carry the code
 (:func:`nfestimators.training.blend_count_decoder`). On the decoding suite (H200, 3
 seeds, ``benchmarks/README.md``) it raised D_A_I 0.776 -> 0.802, identity 0.987 -> 1.000,
 D_E_III 0.640 -> 0.656, left the timing codes, place and behaviour decoding within 0.002, and

@@ -39,9 +39,10 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
     """
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
-                 readout="mean+binned+pairs", count_decoder="blend", preset="small", n_layers=None,
-                 n_embd=None, n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
-                 max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
+                 readout="mean+binned+pairs", count_decoder="blend", preset="small",
+                 n_layers=None, n_embd=None, n_head=None, dropout=None, compat=(),
+                 rate_prior=True, dt="auto", max_tokens=None, max_prev_tokens=None,
+                 behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
                  warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=15,
                  augment_jitter=1, augment_neuron_dropout=0.0, ema_decay=0.99, device="auto",

@@ -113,8 +113,8 @@ def input_blocks(config):
     >>> from nfestimators.model import NeuroformerConfig
     >>> config = NeuroformerConfig(n_neurons=4, n_dt=5, readout="mean+binned+pairs",
     ...     count_knots=(0.0, 1.0), count_bins=2, window_bins=5, pair_units=(0, 1, 3))
-    >>> input_blocks(config)
-    {'count code': slice(0, 2, None), 'pairs': slice(2, 5, None), 'binned counts': slice(5, 13, None)}
+    >>> {name: (block.start, block.stop) for name, block in input_blocks(config).items()}
+    {'count code': (0, 2), 'pairs': (2, 5), 'binned counts': (5, 13)}
     """
     n_knots = len(config.count_knots)
     blocks = {"count code": slice(0, n_knots)}
