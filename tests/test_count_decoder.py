@@ -39,23 +39,21 @@ def test_decoder_fits_are_scikit_learns(classify):
     else:
         y = x @ rng.normal(size=(6, 2)) + rng.normal(size=(300, 2))
         n_outputs = 2
-    masks = torch.tensor([[1.0] * 6, [1.0] * 3 + [0.0] * 3])
     penalties = torch.tensor([0.1, 10.0])
     target = torch.as_tensor(y, dtype=torch.long if classify else torch.float32)
-    weight, bias = count_decoder._fit(torch.as_tensor(x, dtype=torch.float32), target, masks,
+    weight, bias = count_decoder._fit(torch.as_tensor(x, dtype=torch.float32), target,
                                       penalties, n_outputs, classify)
-    for q, (mask, C) in enumerate(zip(masks.bool().numpy(), penalties.tolist())):
+    for q, C in enumerate(penalties.tolist()):
         if classify:
-            reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(x[:, mask], y)
+            reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(x, y)
         else:
-            reference = Ridge(alpha=1 / (2 * C)).fit(x[:, mask], y)
+            reference = Ridge(alpha=1 / (2 * C)).fit(x, y)
         coef = reference.coef_.T
         if classify:  # softmax logits are defined up to a constant per row
             coef = coef - coef.mean(1, keepdims=True)
-        ours = weight[q].numpy()[mask]
+        ours = weight[q].numpy()
         ours = ours - ours.mean(1, keepdims=True) if classify else ours
         np.testing.assert_allclose(ours, coef, atol=2e-3)
-        assert np.all(weight[q].numpy()[~mask] == 0)  # the inputs it does not read
 
 
 def test_blend_keeps_the_network_and_adds_the_decoder(pair, rate):
@@ -65,7 +63,7 @@ def test_blend_keeps_the_network_and_adds_the_decoder(pair, rate):
     assert set(chosen) == {"blocks", "C", "weight"} and plain.count_decoder_ is None
     assert chosen["C"] in count_decoder.PENALTIES
     assert chosen["weight"] in count_decoder.BLEND_WEIGHTS
-    assert set(chosen["blocks"]) <= {"count code", "binned counts"}
+    assert set(chosen["blocks"]) <= {"count code", "pairs", "binned counts"}
     w, E = chosen["weight"], blended.model_.config.n_embd
     a, b = blended.model_.state_dict(), plain.model_.state_dict()
     for name in a:  # the network is the same; the head's pooled columns are scaled by 1 - w
@@ -113,3 +111,33 @@ def test_invalid_count_decoder_is_refused(rate):
     X, y = rate
     with pytest.raises(ValueError, match="count_decoder"):
         NeuroformerClassifier(count_decoder="yes", **FAST).fit(X[:40], y[:40])
+
+
+def test_the_coincidences_are_taken_on_evidence_only():
+    """A block set with the coincidences replaces the best one without them only when its
+    validation loss is lower by more than the standard error of the paired difference."""
+    rng = np.random.default_rng(0)
+    plain = torch.as_tensor(rng.uniform(0.5, 1.5, 200), dtype=torch.float32)
+    noise = torch.as_tensor(rng.normal(0, 0.3, 200), dtype=torch.float32)
+    noise -= noise.mean()  # the paired difference: mean 0.01 or 0.2, standard error 0.021
+    flagged = [False, True]
+    slightly = torch.stack([plain, plain - 0.01 + noise])  # better on average, within noise
+    assert slightly[1].mean() < slightly[0].mean()
+    assert count_decoder._choose(slightly, flagged) == 0
+    clearly = torch.stack([plain, plain - 0.2 + noise])
+    assert count_decoder._choose(clearly, flagged) == 1
+    # without flagged problems (or only flagged ones) the lowest mean loss wins
+    assert count_decoder._choose(slightly, [False, False]) == 1
+    assert count_decoder._choose(slightly[[1, 0]], [True, True]) == 0
+
+
+def test_pair_units_are_the_most_active_units():
+    rng = np.random.default_rng(0)
+    rates = np.r_[np.full(50, 0.02), np.full(10, 0.0)]  # 10 silent neurons
+    rates[[3, 7]] = 0.2
+    counts = rng.poisson(rates[None, :, None], size=(40, 60, 20))
+    y = rng.integers(2, size=40)
+    clf = NeuroformerClassifier(**FAST).fit(counts, y)
+    units = clf.model_config_.pair_units
+    assert len(units) == 48 and list(units) == sorted(units)
+    assert {3, 7} <= set(units) and not set(units) & set(range(50, 60))

@@ -38,10 +38,10 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     the standardised targets (regressor) on each block of the count inputs
     (:func:`input_blocks`: the count code, the pairwise coincidences, the binned counts) and
     on all of them (one penalty over a block of 16 inputs and one of hundreds lets the
-    larger drown the smaller), every ``C`` of ``PENALTIES`` and block set fitted at once by
-    full-batch L-BFGS; the one of lowest log-loss (squared error) on ``valid_rows`` is kept,
-    a set with the coincidences only when it beats the best without them by more than a
-    standard error (:func:`_choose`).
+    larger drown the smaller), every ``C`` of ``PENALTIES`` fitted at once by full-batch
+    L-BFGS, one run per block set on its inputs alone; the one of lowest log-loss (squared
+    error) on ``valid_rows`` is kept, a set with the coincidences only when it beats the
+    best without them by more than a standard error (:func:`_choose`).
     Inputs are standardised one by one, except the coincidences, which share one scale:
     synchrony lives in the few pairs that often fire together, among hundreds that rarely
     do, and scaling each pair to unit variance raises the rare pairs' noise to the level of
@@ -73,14 +73,18 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
         pairs = blocks["pairs"]
         scale[pairs] = (x_train[:, pairs] - mean[pairs]).pow(2).mean().sqrt().clamp_min(1e-6)
     block_sets = [(name,) for name in blocks] + ([tuple(blocks)] if len(blocks) > 1 else [])
-    masks = torch.zeros(len(block_sets), x_train.shape[1], device=x_train.device)
+    x_train = (x_train - mean) / scale
+    n_features, n_outputs = x_train.shape[1], head.out_features
+    # (Q, F, n_outputs) and (Q, n_outputs): Q = block sets x penalties, 0 outside a set's inputs
+    weight = x_train.new_zeros(len(block_sets) * len(PENALTIES), n_features, n_outputs)
+    bias = x_train.new_zeros(len(block_sets) * len(PENALTIES), n_outputs)
+    penalties = torch.tensor(PENALTIES, device=x_train.device)
     for i, names in enumerate(block_sets):
-        for name in names:
-            masks[i, blocks[name]] = 1.0
-    masks = masks.repeat_interleave(len(PENALTIES), 0)  # (Q, F): Q = block sets x penalties
-    penalties = torch.tensor(PENALTIES * len(block_sets), device=x_train.device)
-    weight, bias = _fit((x_train - mean) / scale, y_train, masks, penalties, head.out_features,
-                        classify)
+        columns = torch.cat([torch.arange(n_features, device=x_train.device)[blocks[name]]
+                             for name in names])
+        problems = slice(i * len(PENALTIES), (i + 1) * len(PENALTIES))
+        weight[problems, columns], bias[problems] = _fit(x_train[:, columns], y_train,
+                                                         penalties, n_outputs, classify)
     # back to the raw inputs: w (x - mean) / scale + b = (w / scale) x + (b - w mean / scale)
     weight = weight / scale[:, None]
     bias = bias - mean @ weight
@@ -183,30 +187,28 @@ def _losses(outputs, y, classify):
     return _row_losses(outputs, y, classify).mean(1)
 
 
-def _fit(x, y, masks, penalties, n_outputs, classify):
-    """Weights (Q, F, n_outputs) and intercepts (Q, n_outputs) of Q independent problems,
-    problem q reading the inputs ``masks[q]`` keeps with penalty ``C = penalties[q]``: the
-    loss per row plus ``|W|^2 / (2 C n)``, intercepts not penalised (scikit-learn's
+def _fit(x, y, penalties, n_outputs, classify):
+    """Weights (Q, F, n_outputs) and intercepts (Q, n_outputs) of Q independent problems on
+    the inputs ``x`` (n, F), problem q with penalty ``C = penalties[q]``: the loss per row
+    plus ``|W|^2 / (2 C n)``, intercepts not penalised (scikit-learn's
     ``LogisticRegression(C=C)``, and ``Ridge(alpha=1 / (2 C))``). The problems are
     independent, so their sum is minimised at once."""
     n = x.shape[0]
     shrink = (1.0 / (2.0 * penalties * n)).view(-1, 1, 1)
-    keep = masks.unsqueeze(2)  # (Q, F, 1): problem q's weights outside its inputs stay 0
-    weight = torch.zeros(len(masks), x.shape[1], n_outputs, device=x.device,
+    weight = torch.zeros(len(penalties), x.shape[1], n_outputs, device=x.device,
                          requires_grad=True)
-    bias = torch.zeros(len(masks), n_outputs, device=x.device, requires_grad=True)
+    bias = torch.zeros(len(penalties), n_outputs, device=x.device, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=MAX_ITER, history_size=20,
                                   tolerance_grad=1e-6, tolerance_change=1e-10,
                                   line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        outputs = torch.einsum("nf,qfo->qno", x, weight * keep) + bias[:, None]
-        loss = _losses(outputs, y, classify).sum()
+        loss = _losses(x @ weight + bias[:, None], y, classify).sum()
         loss = loss + (shrink * weight ** 2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return (weight * keep).detach(), bias.detach()
+    return weight.detach(), bias.detach()
