@@ -141,3 +141,19 @@ def test_pair_units_are_the_most_active_units():
     units = clf.model_config_.pair_units
     assert len(units) == 48 and list(units) == sorted(units)
     assert {3, 7} <= set(units) and not set(units) & set(range(50, 60))
+
+
+@pytest.mark.parametrize("shape", [(300, 6), (30, 50)])
+def test_ridge_is_exact_with_more_rows_or_more_inputs(shape):
+    """The closed-form ridge (primal with more rows than inputs, dual otherwise) is
+    scikit-learn's to float32 precision."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=shape), rng.normal(size=(shape[0], 2))
+    penalties = torch.tensor([0.001, 1.0, 1000.0])
+    weight, bias = count_decoder._fit(torch.as_tensor(x, dtype=torch.float32),
+                                      torch.as_tensor(y, dtype=torch.float32), penalties, 2,
+                                      classify=False)
+    for q, C in enumerate(penalties.tolist()):
+        reference = Ridge(alpha=1 / (2 * C)).fit(x, y)
+        np.testing.assert_allclose(weight[q].numpy(), reference.coef_.T, atol=1e-4)
+        np.testing.assert_allclose(bias[q].numpy(), reference.intercept_, atol=1e-4)
