@@ -246,6 +246,34 @@ class NeuroformerConfig:
             raise ValueError("n_neurons and n_dt must be positive")
 
     # Vocabulary (docs/design.md): values first, then SOS, EOS, PAD.
+    def count_input_blocks(self) -> dict[str, slice]:
+        """The blocks of the supervised heads' count inputs, the columns after the pooled
+        stream (:meth:`~nfestimators.model.Neuroformer.count_features`, in that order):
+        name -> slice of those columns; empty for ``readout="mean"``.
+
+        Examples
+        --------
+        >>> config = NeuroformerConfig(n_neurons=4, n_dt=5, readout="mean+binned+pairs",
+        ...     count_knots=(0.0, 1.0), count_bins=2, window_bins=5, pair_units=(0, 1, 3))
+        >>> {name: (b.start, b.stop) for name, b in config.count_input_blocks().items()}
+        {'count code': (0, 2), 'pairs': (2, 5), 'binned counts': (5, 13)}
+        """
+        if self.readout == "mean":
+            return {}
+        n_knots = len(self.count_knots)
+        blocks = {"count code": slice(0, n_knots)}
+        if self.n_pairs:
+            blocks["pairs"] = slice(n_knots, n_knots + self.n_pairs)
+        if self.readout in BINNED_READOUTS:
+            start = n_knots + self.n_pairs
+            blocks["binned counts"] = slice(start, start + self.n_neurons * self.count_bins)
+        return blocks
+
+    @property
+    def n_count_inputs(self) -> int:
+        """Number of count inputs the supervised heads read after the pooled stream."""
+        return max((block.stop for block in self.count_input_blocks().values()), default=0)
+
     @property
     def n_pairs(self) -> int:
         """Inputs of the pairwise coincidences of ``"mean+binned+pairs"`` (0 otherwise)."""

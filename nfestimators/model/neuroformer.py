@@ -137,17 +137,15 @@ class Neuroformer(nn.Module):
         self.head_dt = nn.Linear(E, c.dt_vocab_size, bias=False)
         # The next token's neuron given its dt: P(id, dt | z) = P(dt | z) P(id | z, dt).
         self.id_given_dt = IdGivenDt(E, c.dt_vocab_size) if c.id_head == "given_dt" else None
-        # Supervised heads, on the pooled stream [+ the count code of the "mean+count" readout].
-        n_knots = len(c.count_knots) if c.readout != "mean" else 0
-        if c.readout in BINNED_READOUTS:
-            n_knots += c.n_pairs + c.n_neurons * c.count_bins
+        # Supervised heads, on the pooled stream [+ the readout's count inputs].
+        n_count = c.n_count_inputs
         self.register_buffer("count_knots", torch.tensor(c.count_knots, dtype=torch.float32),
                              persistent=False)  # (K,), from the config: not in state_dict
         slot = torch.full((c.n_neurons,), len(c.pair_units), dtype=torch.long)
         slot[list(c.pair_units)] = torch.arange(len(c.pair_units))
         self.register_buffer("pair_slot", slot, persistent=False)  # neuron -> its pair unit
-        self.head_reg = nn.Linear(E + n_knots, c.n_targets) if c.n_targets > 0 else None
-        self.head_cls = (nn.Linear(E + n_knots, c.n_classes, bias=False) if c.n_classes > 0
+        self.head_reg = nn.Linear(E + n_count, c.n_targets) if c.n_targets > 0 else None
+        self.head_cls = (nn.Linear(E + n_count, c.n_classes, bias=False) if c.n_classes > 0
                          else None)
         self.clip_proj = nn.Linear(E, c.clip_embd or E, bias=False) if c.use_contrastive else None
         # Where each frame feature lies, per channel, for the "frames" latent (frame_feature).
@@ -172,8 +170,8 @@ class Neuroformer(nn.Module):
     def pair_columns(self):
         """The columns of the supervised heads' inputs that hold the pairwise coincidences
         of the ``"mean+binned+pairs"`` readout (an empty slice for the other readouts)."""
-        start = self.config.n_embd + len(self.config.count_knots)
-        return slice(start, start + self.config.n_pairs)
+        pairs = self.config.count_input_blocks().get("pairs", slice(0, 0))
+        return slice(self.config.n_embd + pairs.start, self.config.n_embd + pairs.stop)
 
     @staticmethod
     def _init_weights(module):

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from ..model import eval_mode
-from ..model.config import BINNED_READOUTS
 
 PENALTIES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # C, as LogisticRegression's
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the decoder: (1 - w) network + w decoder
@@ -36,7 +35,7 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
 
     The decoder is a multinomial logistic regression (classifier) or a ridge regression of
     the standardised targets (regressor) on each block of the count inputs
-    (:func:`input_blocks`: the count code, the pairwise coincidences, the binned counts) and
+    (``config.count_input_blocks()``: the count code, the coincidences, the binned counts) and
     on all of them (one penalty over a block of 16 inputs and one of hundreds lets the
     larger drown the smaller), every ``C`` of ``PENALTIES`` fitted at once by full-batch
     L-BFGS, one run per block set on its inputs alone; the one of lowest log-loss (squared
@@ -67,7 +66,7 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     head = model.head_cls if classify else model.head_reg
     x_train, y_train, _ = _inputs(model, store, train_rows, classify)
     x_valid, y_valid, net_valid = _inputs(model, store, valid_rows, classify, network=True)
-    blocks = input_blocks(config)
+    blocks = config.count_input_blocks()
     mean, scale = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
     if "pairs" in blocks:  # one scale for the block: see the docstring
         pairs = blocks["pairs"]
@@ -106,28 +105,6 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
         head.weight.mul_(1 - w).add_(w * full)
     return {"blocks": block_sets[best // len(PENALTIES)],
             "C": PENALTIES[best % len(PENALTIES)], "weight": w}
-
-
-def input_blocks(config):
-    """The blocks of the count inputs of ``config``'s readout
-    (:meth:`~nfestimators.model.Neuroformer.count_features`): name -> slice of the columns.
-
-    Examples
-    --------
-    >>> from nfestimators.model import NeuroformerConfig
-    >>> config = NeuroformerConfig(n_neurons=4, n_dt=5, readout="mean+binned+pairs",
-    ...     count_knots=(0.0, 1.0), count_bins=2, window_bins=5, pair_units=(0, 1, 3))
-    >>> {name: (block.start, block.stop) for name, block in input_blocks(config).items()}
-    {'count code': (0, 2), 'pairs': (2, 5), 'binned counts': (5, 13)}
-    """
-    n_knots = len(config.count_knots)
-    blocks = {"count code": slice(0, n_knots)}
-    if config.n_pairs:
-        blocks["pairs"] = slice(n_knots, n_knots + config.n_pairs)
-    if config.readout in BINNED_READOUTS:
-        start = n_knots + config.n_pairs
-        blocks["binned counts"] = slice(start, start + config.n_neurons * config.count_bins)
-    return blocks
 
 
 def _inputs(model, store, rows, classify, network=False, batch_size=1024):
