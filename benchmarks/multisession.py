@@ -11,6 +11,10 @@ smooth behaviour). On the same labelled rows, all through the public estimators:
   the new session's unit embeddings and the head with the backbone frozen, then everything
   (``--adapt units+all``);
 * ``single``: the same with a pretrainer fitted on one other session only;
+* ``own session``: single-session pretraining on the new session itself: a pretrainer
+  fitted on all of its windows (labels withheld; the test windows' spikes included, the
+  most one session offers a user who has the whole recording and a few labels), then the
+  regressor finetuned from it on the labelled rows;
 * ``supervised``: a ``NeuroformerRegressor`` fitted on the other sessions and their
   behaviour (supervised pretraining, as POYO's), then ``NeuroformerRegressor(pretrained=...)``
   on the new session, which keeps the pretrained head (same targets): the new units are
@@ -60,7 +64,8 @@ from nfestimators import NeuroformerPretrainer, NeuroformerRegressor, SpikeWindo
 from nfestimators.datasets import make_multisession_data
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("adapted", "single", "supervised", "supervised single", "scratch", "ridge")
+METHODS = ("adapted", "single", "own session", "supervised", "supervised single", "scratch",
+           "ridge")
 HELD_OUT = "held_out"  # session key of the new session
 
 
@@ -193,6 +198,9 @@ def run_draw(args, draw, log):
     pre_multi = pretrain(args, others, seed)
     pre_single = pretrain(args, others[0], seed)
     sources = {"adapted": pre_multi, "single": pre_single, "scratch": None}
+    if "own session" in args.methods:
+        sources["own session"] = pretrain(
+            args, SpikeWindows.from_sessions([new], keys=[HELD_OUT]), seed)
     if "supervised" in args.methods:
         sources["supervised"] = pretrain_supervised(args, others, y_others, seed)
     if "supervised single" in args.methods:
@@ -247,8 +255,9 @@ def paired_differences(raw):
     with (same data, same labelled rows)."""
     wide = raw.pivot(index="draw", columns="method", values="r2")
     rows = []
-    for method, others in (("adapted", ("single", "scratch", "ridge")),
-                           ("supervised", ("supervised single", "single", "scratch", "ridge"))):
+    for method, others in (("adapted", ("single", "own session", "scratch", "ridge")),
+                           ("supervised", ("supervised single", "single", "own session",
+                                           "scratch", "ridge"))):
         if method in wide:
             rows += [dict(draw=d, method=f"{method} - {other} (paired)", r2=v)
                      for other in others if other in wide
