@@ -63,7 +63,7 @@ def test_blend_keeps_the_network_and_adds_the_decoder(pair, rate):
     assert set(chosen) == {"blocks", "C", "weight"} and plain.count_decoder_ is None
     assert chosen["C"] in count_decoder.PENALTIES
     assert chosen["weight"] in count_decoder.BLEND_WEIGHTS
-    assert set(chosen["blocks"]) <= {"count code", "pairs", "binned counts"}
+    assert set(chosen["blocks"]) <= {"count code", "pairs", "neuron counts", "binned counts"}
     w, E = chosen["weight"], blended.model_.config.n_embd
     a, b = blended.model_.state_dict(), plain.model_.state_dict()
     for name in a:  # the network is the same; the head's pooled columns are scaled by 1 - w

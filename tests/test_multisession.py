@@ -200,11 +200,11 @@ def test_supervised_pretraining_keeps_its_head_for_a_new_session(data):
                                **{**FAST, "lr": 1e-12, "weight_decay": 0.0}).fit(X_new, y_new)
     np.testing.assert_array_equal(reg.y_mean_, source.y_mean_)  # the source's units
     np.testing.assert_array_equal(reg.y_scale_, source.y_scale_)
-    old, new = source.model_.head_reg.weight, reg.model_.head_reg.weight
-    n_added = X_new.n_neurons * reg.model_.config.count_bins
+    old, new = source.model_.head_reg.weight.detach(), reg.model_.head_reg.weight.detach()
+    config = reg.model_.config
+    n_added = X_new.n_neurons * (config.count_bins + 1)  # binned and neuron counts
     assert new.shape == (old.shape[0], old.shape[1] + n_added)
-    torch.testing.assert_close(new[:, :old.shape[1]], old, atol=1e-6, rtol=0)
-    assert float(new[:, old.shape[1]:].detach().abs().max()) < 1e-6
+    assert_head_grown(old, new, source.model_.config, config)
     assert reg.model_.config.count_knots == source.model_.config.count_knots
     # another readout, or other targets: a new head (of the new width)
     fresh = NeuroformerRegressor(pretrained=FrozenEstimator(source), readout="mean",
@@ -216,6 +216,21 @@ def test_supervised_pretraining_keeps_its_head_for_a_new_session(data):
     assert not np.array_equal(one_target.y_mean_, source.y_mean_[:1])
 
 
+def assert_head_grown(old, new, old_config, new_config):
+    """The kept head ``new`` holds ``old``'s weights at the start of each of its blocks (the
+    pooled stream and every count-input block) and zeros for the new neurons."""
+    E = old_config.n_embd
+    torch.testing.assert_close(new[:, :E], old[:, :E], atol=1e-6, rtol=0)
+    old_blocks = old_config.count_input_blocks()
+    for name, block in new_config.count_input_blocks().items():
+        width = old_blocks[name].stop - old_blocks[name].start
+        grown = new[:, E + block.start:E + block.stop]
+        torch.testing.assert_close(grown[:, :width], old[:, E + old_blocks[name].start:
+                                                         E + old_blocks[name].stop],
+                                   atol=1e-6, rtol=0)
+        assert not grown[:, width:].abs().gt(1e-6).any()
+
+
 def test_supervised_pretraining_of_a_classifier_needs_the_same_classes(data):
     sessions = SpikeWindows.from_sessions(data.sessions[:2])
     labels = np.concatenate(data.labels[:2])
@@ -224,9 +239,9 @@ def test_supervised_pretraining_of_a_classifier_needs_the_same_classes(data):
     assert set(y_new) == set(source.classes_)
     kept = NeuroformerClassifier(pretrained=FrozenEstimator(source), adapt="units",
                                  **{**FAST, "lr": 1e-12, "weight_decay": 0.0}).fit(X_new, y_new)
-    width = source.model_.head_cls.weight.shape[1]
-    torch.testing.assert_close(kept.model_.head_cls.weight[:, :width],
-                               source.model_.head_cls.weight, atol=1e-6, rtol=0)
+    assert_head_grown(source.model_.head_cls.weight.detach(),
+                      kept.model_.head_cls.weight.detach(), source.model_.config,
+                      kept.model_.config)
     other = np.where(y_new == y_new[0], "a", "b")  # other classes: a new head
     fresh = NeuroformerClassifier(pretrained=FrozenEstimator(source), **FAST).fit(X_new, other)
     assert fresh.model_.head_cls.weight.shape[0] == 2

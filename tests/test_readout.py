@@ -198,10 +198,20 @@ def test_binned_readout_reads_log_counts_per_neuron_and_time_bin():
     ids = torch.tensor([[c.sos_id, 0, 0, 2, 2, c.eos_id]])
     dts = torch.tensor([[0, 1, 1, 2, 5, c.eos_dt]])
     features = model.readout_features(ids, dts, model({"id": ids, "dt": dts})["pooled"])
-    binned = features[0, E + 2:].reshape(3, 2)  # (neuron, half of the window)
+    totals = features[0, E + 2:E + 5]  # every neuron over the window, then the bins
+    torch.testing.assert_close(totals, torch.log1p(torch.tensor([2.0, 0.0, 2.0])))
+    binned = features[0, E + 5:].reshape(3, 2)  # (neuron, half of the window)
     expected = torch.log1p(torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
     torch.testing.assert_close(binned, expected)
-    assert model.head_cls.weight.shape == (2, E + 2 + 3 * 2)
+    assert model.head_cls.weight.shape == (2, E + 2 + 3 + 3 * 2)
+    # the neuron counts are the count decoder's: zeros in training, weights 0
+    assert model.decoder_only_columns == slice(E + 2, E + 5)
+    assert not model.head_cls.weight[:, model.decoder_only_columns].any()
+    assert not model.train().count_features(ids, dts)[0, 2:5].any()
+    # with one time bin the binned counts are the neuron counts: no second copy
+    single = build_model("tiny", readout="mean+binned", count_bins=1, window_bins=6, **config)
+    assert single.head_cls.weight.shape == (2, E + 2 + 3)
+    assert "neuron counts" not in single.config.count_input_blocks()
     with pytest.raises(ValueError, match="count_bins"):
         build_model("tiny", readout="mean+binned", count_bins=0, window_bins=6, **config)
 
@@ -217,13 +227,13 @@ def test_pairs_readout_reads_the_coincidences_of_its_units():
     features = model.readout_features(ids, dts, model({"id": ids, "dt": dts})["pooled"])
     pairs = features[0, E + 2:E + 5]  # (0, 2), (0, 3), (2, 3)
     torch.testing.assert_close(pairs, torch.log1p(torch.tensor([2.0, 0.0, 1.0])))
-    binned = features[0, E + 5:].reshape(4, 2)  # the binned counts follow, as "mean+binned"
+    binned = features[0, E + 9:].reshape(4, 2)  # neuron counts, then the binned counts
     torch.testing.assert_close(binned[1], torch.log1p(torch.tensor([0.0, 1.0])))
-    assert model.head_cls.weight.shape == (2, E + 2 + 3 + 4 * 2)
+    assert model.head_cls.weight.shape == (2, E + 2 + 3 + 4 + 4 * 2)
     # training sees no coincidences, and their weights start at 0: only the count decoder
     # sets them
-    assert not model.head_cls.weight[:, model.pair_columns].any()
-    assert not model.train().count_features(ids, dts)[0, 2:5].any()
+    assert not model.head_cls.weight[:, model.decoder_only_columns].any()
+    assert not model.train().count_features(ids, dts)[0, 2:9].any()
     with pytest.raises(ValueError, match="pair_units"):
         build_model("tiny", readout="mean+binned+pairs", count_bins=2, window_bins=6,
                     pair_units=(0, 4), **config)

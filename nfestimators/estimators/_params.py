@@ -88,18 +88,21 @@ windows, through which the head learns any function of the count in a few epochs
 time bins of the window (every bin of shorter windows): the head then holds a linear
 decoder of binned counts, the baseline neuroscientists fit first, and the transformer's
 features add what such a decoder misses (spike order, timing inside the bins, the past
-window, the other modalities). ``"mean+binned+pairs"`` (the default) also adds the
+window, the other modalities); with more than one time bin it also holds every neuron's
+``log(1 + count)`` over the whole window (the rate code, read by the count decoder only,
+see ``count_decoder``). ``"mean+binned+pairs"`` (the default) also adds the
 pairwise coincidences of the 48 most active units of the training windows: ``log(1 + c)``
 of every pair, c the number of their spike pairs in a same time bin (``dt``) of the window,
 the code of synchrony between cells, which no count per neuron carries (1,128 inputs at 48
-units). With ``pretrained``, the backbone is loaded and the head
+units; read by the count decoder only). With ``pretrained``, the backbone is loaded and the head
 is new, unless ``pretrained`` is an estimator of this class fitted with this readout on the
 same targets (regressor) or classes (classifier): then its head, its count code and its
 targets' scale are kept (supervised pretraining, e.g. on other sessions' labels)."""),
     "count_decoder": Parameter(
         [StrOptions({"blend", "none"})], '{"blend", "none"}',
         """``"blend"`` (the default): after training, fit a linear decoder of the readout's
-count inputs (the count code, the coincidences, the binned counts, or all of them) to
+count inputs (the count code, the coincidences, the neuron counts over the window, the
+binned counts, or all of them) to
 convergence on the training rows (logistic regression for the classifier, ridge for the
 regressor, on the standardised inputs, the coincidences sharing one scale, ``C`` in 0.001
 .. 1000) and blend it into the head, ``(1 - w)`` times the network's outputs plus ``w``

@@ -183,7 +183,7 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
                     generator=torch.Generator().manual_seed(seed))
                 if keep_head and config.readout in BINNED_READOUTS:
                     init_state = grow_head_inputs(init_state, f"{HEADS[objective]}.weight",
-                                                  n_added * config.count_bins)
+                                                  source.model_.config, config)
         store = self.input_encoder_.store(X, self.device_, targets)
         # kept head: the source's readout
         readout = {} if keep_head else self._readout_config(store.length, X)

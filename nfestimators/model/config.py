@@ -9,6 +9,9 @@ from dataclasses import dataclass
 MODALITIES = ("id", "frames", "behavior")
 READOUTS = ("mean", "mean+count", "mean+binned", "mean+binned+pairs")
 BINNED_READOUTS = ("mean+binned", "mean+binned+pairs")  # the readouts with binned counts
+# Count-input blocks the network does not train on: zeros in training mode, head weights 0
+# until the count decoder sets them (Neuroformer.count_features).
+DECODER_ONLY_BLOCKS = ("pairs", "neuron counts")
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
                    "clip_final_layer", "clip_mean_frames")
@@ -84,16 +87,23 @@ class NeuroformerConfig:
         scaled by ``sqrt(n_embd)``, (B, E + len(count_knots)). The mean alone cannot tell
         how many spikes a window holds, and rate codes live in that number.
         ``"mean+binned"``: both, followed by ``log(1 + c)`` of every neuron's spike count c
-        in each of ``count_bins`` equal time bins of the current window, (B, E + K +
-        n_neurons * count_bins): a linear (count) decoder inside the head, which the
+        in each of ``count_bins`` equal time bins of the current window (after the neuron
+        counts below), (B, E + K + n_neurons * (1 + count_bins)): a linear (count) decoder inside the head, which the
         transformer's features complement (spike order, timing below the bins, the past
         window and the other modalities), so that the head starts from what a linear
         decoder of binned counts reads.
+        With ``count_bins`` above 1, both binned readouts also hold ``log(1 + c)`` of every
+        neuron's count c over the whole window (the "neuron counts", before the binned
+        ones; with ``count_bins=1`` the binned counts are those, and the block is left
+        out): the rate code a logistic regression reads first, with ``count_bins`` times
+        fewer inputs than the binned counts. The count decoder alone sets their weights.
         ``"mean+binned+pairs"``: the code, then ``log(1 + c)`` of every pair of the units
         ``pair_units`` with c the number of their spike pairs in a same time bin (dt
         value) of the window (coincidences, the code of synchrony between cells, which
-        counts per neuron cannot carry), then the binned counts,
-        (B, E + K + P + n_neurons * count_bins) with P = M (M - 1) / 2 for M pair units.
+        counts per neuron cannot carry), then the neuron counts and the binned counts,
+        (B, E + K + P + n_neurons * (1 + count_bins)) with P = M (M - 1) / 2 for M pair
+        units. The coincidences and the neuron counts (``DECODER_ONLY_BLOCKS``) are
+        read by the count decoder only (:meth:`Neuroformer.count_features`).
     pair_units : tuple of int
         Neurons (0-based) whose pairwise coincidences the ``"mean+binned+pairs"`` readout
         reads; pairs in the order of ``numpy.triu_indices(M, 1)`` over this tuple.
@@ -256,18 +266,31 @@ class NeuroformerConfig:
         >>> config = NeuroformerConfig(n_neurons=4, n_dt=5, readout="mean+binned+pairs",
         ...     count_knots=(0.0, 1.0), count_bins=2, window_bins=5, pair_units=(0, 1, 3))
         >>> {name: (b.start, b.stop) for name, b in config.count_input_blocks().items()}
-        {'count code': (0, 2), 'pairs': (2, 5), 'binned counts': (5, 13)}
+        {'count code': (0, 2), 'pairs': (2, 5), 'neuron counts': (5, 9), 'binned counts': (9, 17)}
+
+        The blocks of ``DECODER_ONLY_BLOCKS`` are adjacent.
         """
         if self.readout == "mean":
             return {}
-        n_knots = len(self.count_knots)
-        blocks = {"count code": slice(0, n_knots)}
-        if self.n_pairs:
-            blocks["pairs"] = slice(n_knots, n_knots + self.n_pairs)
+        sizes = {"count code": len(self.count_knots), "pairs": self.n_pairs}
         if self.readout in BINNED_READOUTS:
-            start = n_knots + self.n_pairs
-            blocks["binned counts"] = slice(start, start + self.n_neurons * self.count_bins)
+            sizes["neuron counts"] = self.n_neurons if self.count_bins > 1 else 0
+            sizes["binned counts"] = self.n_neurons * self.count_bins
+        blocks, start = {}, 0
+        for name, size in sizes.items():
+            if size:
+                blocks[name] = slice(start, start + size)
+                start += size
         return blocks
+
+    def decoder_only_inputs(self) -> slice:
+        """The count inputs of ``DECODER_ONLY_BLOCKS`` (adjacent), a slice of the columns
+        after the pooled stream; empty when the readout has none."""
+        blocks = [b for name, b in self.count_input_blocks().items()
+                  if name in DECODER_ONLY_BLOCKS]
+        if not blocks:
+            return slice(0, 0)
+        return slice(blocks[0].start, blocks[-1].stop)
 
     @property
     def n_count_inputs(self) -> int:

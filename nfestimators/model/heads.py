@@ -4,8 +4,8 @@ The next-token heads: :class:`IdGivenDt` conditions the stream on the next token
 the id head, and the token layout's grammar (time bins never go back, neuron ids only go up
 inside a bin, EOS ends a window) as masks of impossible continuations, and the rate prior:
 the next-token log-probabilities of a per-neuron Poisson model, which the heads' logits are
-added to. The supervised heads' count features: the code of a window's spike count and the
-per-neuron binned counts.
+added to. The supervised heads' count features: the code of a window's spike count, the pairwise
+coincidences, the per-neuron counts and binned counts.
 """
 
 from __future__ import annotations
@@ -229,6 +229,21 @@ def pair_coincidences(ids, dts, spikes, config, unit_slot):
     per_bin = counts.view(-1, m + 1, n_bins)[:, :m]  # (B, M, bins); slot M: the others
     pairs = torch.triu_indices(m, m, 1, device=ids.device)
     return torch.log1p((per_bin @ per_bin.transpose(1, 2))[:, pairs[0], pairs[1]])
+
+
+def neuron_counts(ids, spikes, n_neurons):
+    """``log(1 + count)`` of every neuron over the window, (B, n_neurons), from the current
+    tokens (B, T) and their spike mask (B, T).
+
+    Examples
+    --------
+    >>> ids = torch.tensor([[0, 2, 2, 5]])
+    >>> neuron_counts(ids, torch.tensor([[True, True, True, False]]), 3).expm1()
+    tensor([[1., 0., 2.]])
+    """
+    counts = torch.zeros(ids.shape[0], n_neurons, device=ids.device)
+    counts.scatter_add_(1, torch.where(spikes, ids, 0), spikes.float())
+    return torch.log1p(counts)
 
 
 def binned_counts(ids, dts, spikes, config):

@@ -37,7 +37,8 @@ from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, pad
 from .config import BINNED_READOUTS, NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
 from .heads import (IdGivenDt, RatePrior, binned_counts, count_code, impossible_dts,
-                    impossible_ids, other_sessions_units, pair_coincidences, run_positions)
+                    impossible_ids, neuron_counts, other_sessions_units, pair_coincidences,
+                    run_positions)
 from .losses import contrastive_loss, sclm_loss
 from .state import Context, DecodeState
 
@@ -161,17 +162,18 @@ class Neuroformer(nn.Module):
         if c.rate_prior:  # the heads start silent: the model starts as the Poisson prior
             nn.init.zeros_(self.head_id.weight)
             nn.init.zeros_(self.head_dt.weight)
-        with torch.no_grad():  # the coincidences' weights: 0 until the count decoder sets them
+        with torch.no_grad():  # weights 0 until the count decoder sets them
             for head in (self.head_reg, self.head_cls):
                 if head is not None:
-                    head.weight[:, self.pair_columns] = 0.0
+                    head.weight[:, self.decoder_only_columns] = 0.0
 
     @property
-    def pair_columns(self):
-        """The columns of the supervised heads' inputs that hold the pairwise coincidences
-        of the ``"mean+binned+pairs"`` readout (an empty slice for the other readouts)."""
-        pairs = self.config.count_input_blocks().get("pairs", slice(0, 0))
-        return slice(self.config.n_embd + pairs.start, self.config.n_embd + pairs.stop)
+    def decoder_only_columns(self):
+        """The columns of the supervised heads' inputs that only the count decoder reads (the
+        pairwise coincidences and the neuron counts: ``config.decoder_only_inputs()``, after
+        the pooled stream); an empty slice for readouts without them."""
+        inputs, offset = self.config.decoder_only_inputs(), self.config.n_embd
+        return slice(offset + inputs.start, offset + inputs.stop)
 
     @staticmethod
     def _init_weights(module):
@@ -409,28 +411,34 @@ class Neuroformer(nn.Module):
         return torch.cat([pooled, self.count_features(ids, dts).to(pooled.dtype)], dim=1)
 
     def count_features(self, ids, dts):
-        """The readout's inputs after ``pooled`` (:meth:`readout_features`), (B, K) or
-        (B, K + P + n_neurons * count_bins): ``sqrt(E)`` times the count code of the window's
-        spike tokens, then (``"mean+binned+pairs"``) the P pairwise coincidences
-        (:func:`~nfestimators.model.heads.pair_coincidences`), then (``"mean+binned"`` and
-        ``"mean+binned+pairs"``) the per-neuron binned ``log(1 + count)``. They depend on
+        """The readout's inputs after ``pooled`` (:meth:`readout_features`), in the blocks of
+        ``config.count_input_blocks()``: ``sqrt(E)`` times the count code of the window's
+        spike tokens (K), then (``"mean+binned+pairs"``) the P pairwise coincidences
+        (:func:`~nfestimators.model.heads.pair_coincidences`), then (the binned readouts)
+        every neuron's ``log(1 + count)`` over the window (the neuron counts, when
+        ``count_bins > 1``) and in each of the ``count_bins`` time bins. They depend on
         the tokens alone, not on the network's weights.
 
-        The coincidences are zeros in training mode: their head weights start at 0 and
-        training leaves them there (no gradient reaches them), so the network trains as with
-        ``"mean+binned"``; only the count decoder (``count_decoder="blend"``, fitted after
-        training on the validated choice of its inputs) sets them. A thousand raw pair
-        inputs trained with the network cost the regression sets of the decoding suite
-        about 0.01 R² (H200, 3 seeds: behaviour 0.945 against 0.954, ``make_spiking_data``
-        0.809 against 0.817)."""
+        The coincidences and the neuron counts (``DECODER_ONLY_BLOCKS``) are zeros in
+        training mode: their head weights start at 0 and training leaves them there (no
+        gradient reaches them), so the network trains as with the binned counts alone;
+        only the count decoder (``count_decoder="blend"``, fitted after training on the
+        validated choice of its inputs) sets them. A thousand raw pair inputs trained with
+        the network cost the regression sets of the decoding suite about 0.01 R² (H200, 3
+        seeds: behaviour 0.945 against 0.954, ``make_spiking_data`` 0.809 against 0.817)."""
         c = self.config
         spikes = (ids != c.pad_id) & (ids != c.sos_id) & (ids != c.eos_id)
         code = self.count_code(spikes.sum(1, dtype=torch.float32))  # (B, K)
         features = [code * math.sqrt(c.n_embd)]  # see readout_features' Notes
-        if c.n_pairs:
-            features.append(ids.new_zeros((ids.shape[0], c.n_pairs), dtype=torch.float32)
-                            if self.training else
-                            pair_coincidences(ids, dts, spikes, c, self.pair_slot))
+        decoder_only = c.decoder_only_inputs()
+        if self.training and decoder_only.stop > decoder_only.start:
+            features.append(ids.new_zeros((ids.shape[0], decoder_only.stop - decoder_only.start),
+                                          dtype=torch.float32))
+        else:
+            if c.n_pairs:
+                features.append(pair_coincidences(ids, dts, spikes, c, self.pair_slot))
+            if "neuron counts" in c.count_input_blocks():
+                features.append(neuron_counts(ids, spikes, c.n_neurons))
         if c.readout in BINNED_READOUTS:
             features.append(binned_counts(ids, dts, spikes, c))
         return torch.cat(features, dim=1)

@@ -58,18 +58,33 @@ def grow_unit_tables(state, n_neurons, n_added, *, noise=0.02, generator=None):
     return grown
 
 
-def grow_head_inputs(state, name, n_added):
-    """``state`` with ``n_added`` zero input columns appended to the linear weight ``name``.
+def grow_head_inputs(state, name, old_config, new_config):
+    """``state`` with the linear weight ``name`` of a supervised head of ``old_config`` widened
+    to the count inputs of ``new_config``, the same readout with more neurons; the new
+    neurons' input columns are 0.
 
-    A supervised head with ``readout="mean+binned"`` reads the binned counts of every neuron,
-    neuron after neuron at the end of its input; the neurons of a new session come after the
-    known ones, so their columns are appended. At zero, the head reads them only once trained.
+    The per-neuron blocks of the count inputs (``count_input_blocks``: the neuron counts,
+    the binned counts, neuron after neuron) grow with the neurons of a new session, which
+    come after the known ones: every block of the old head is copied to the start of its
+    block in the new one. At zero, the head reads the new neurons only once trained.
 
     Examples
     --------
-    >>> grown = grow_head_inputs({"head_reg.weight": torch.ones(2, 3)}, "head_reg.weight", 4)
-    >>> grown["head_reg.weight"].shape, float(grown["head_reg.weight"][:, 3:].abs().sum())
-    (torch.Size([2, 7]), 0.0)
+    >>> from nfestimators.model import NeuroformerConfig
+    >>> old = NeuroformerConfig(n_neurons=2, n_dt=4, n_embd=8, n_head=2, readout="mean+binned",
+    ...                         count_knots=(0.0, 1.0), count_bins=2, window_bins=4)
+    >>> new = NeuroformerConfig(**{**old.__dict__, "n_neurons": 3})
+    >>> state = {"head_reg.weight": torch.ones(1, 8 + old.n_count_inputs)}
+    >>> grown = grow_head_inputs(state, "head_reg.weight", old, new)["head_reg.weight"]
+    >>> grown.shape, grown[0, 8:].tolist()   # code 2, neuron counts 2 + 1, binned 4 + 2
+    (torch.Size([1, 19]), [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
     """
-    weight = state[name]
-    return {**state, name: torch.cat([weight, weight.new_zeros(weight.shape[0], n_added)], 1)}
+    weight, offset = state[name], old_config.n_embd
+    grown = weight.new_zeros(weight.shape[0], offset + new_config.n_count_inputs)
+    grown[:, :offset] = weight[:, :offset]
+    old_blocks = old_config.count_input_blocks()
+    for block, columns in new_config.count_input_blocks().items():
+        old = old_blocks[block]
+        start = offset + columns.start
+        grown[:, start:start + old.stop - old.start] = weight[:, offset + old.start:offset + old.stop]
+    return {**state, name: grown}

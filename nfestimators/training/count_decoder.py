@@ -35,7 +35,8 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
 
     The decoder is a multinomial logistic regression (classifier) or a ridge regression of
     the standardised targets (regressor) on each block of the count inputs
-    (``config.count_input_blocks()``: the count code, the coincidences, the binned counts) and
+    (``config.count_input_blocks()``: the count code, the coincidences, the neuron counts,
+    the binned counts) and
     on all of them (one penalty over a block of 16 inputs and one of hundreds lets the
     larger drown the smaller), every ``C`` of ``PENALTIES`` fitted at once by full-batch
     L-BFGS, one run per block set on its inputs alone; the one of lowest log-loss (squared
