@@ -88,8 +88,8 @@ class NeuroformerConfig:
         how many spikes a window holds, and rate codes live in that number.
         ``"mean+binned"``: both, followed by ``log(1 + c)`` of every neuron's spike count c
         in each of ``count_bins`` equal time bins of the current window (after the neuron
-        counts below), (B, E + K + n_neurons * (1 + count_bins)): a linear (count) decoder inside the head, which the
-        transformer's features complement (spike order, timing below the bins, the past
+        counts below), (B, E + K + n_neurons * (1 + count_bins)): a linear (count) decoder
+        inside the head, which the transformer's features complement (spike order, timing below the bins, the past
         window and the other modalities), so that the head starts from what a linear
         decoder of binned counts reads.
         With ``count_bins`` above 1, both binned readouts also hold ``log(1 + c)`` of every

@@ -4,8 +4,8 @@ The next-token heads: :class:`IdGivenDt` conditions the stream on the next token
 the id head, and the token layout's grammar (time bins never go back, neuron ids only go up
 inside a bin, EOS ends a window) as masks of impossible continuations, and the rate prior:
 the next-token log-probabilities of a per-neuron Poisson model, which the heads' logits are
-added to. The supervised heads' count features: the code of a window's spike count, the pairwise
-coincidences, the per-neuron counts and binned counts.
+added to. The supervised heads' count features: the code of a window's spike count, the
+pairwise coincidences, the per-neuron counts and binned counts.
 """
 
 from __future__ import annotations

@@ -86,5 +86,6 @@ def grow_head_inputs(state, name, old_config, new_config):
     for block, columns in new_config.count_input_blocks().items():
         old = old_blocks[block]
         start = offset + columns.start
-        grown[:, start:start + old.stop - old.start] = weight[:, offset + old.start:offset + old.stop]
+        grown[:, start:start + old.stop - old.start] = weight[:, offset + old.start:
+                                                              offset + old.stop]
     return {**state, name: grown}
