@@ -181,7 +181,7 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
                 init_state = grow_unit_tables(
                     init_state, source.model_.config.n_neurons, n_added,
                     generator=torch.Generator().manual_seed(seed))
-                if keep_head and config.readout in BINNED_READOUTS:
+                if keep_head:  # its per-neuron count inputs grow with the new neurons
                     init_state = grow_head_inputs(init_state, f"{HEADS[objective]}.weight",
                                                   source.model_.config, config)
         store = self.input_encoder_.store(X, self.device_, targets)

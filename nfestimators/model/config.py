@@ -89,9 +89,9 @@ class NeuroformerConfig:
         ``"mean+binned"``: both, followed by ``log(1 + c)`` of every neuron's spike count c
         in each of ``count_bins`` equal time bins of the current window (after the neuron
         counts below), (B, E + K + n_neurons * (1 + count_bins)): a linear (count) decoder
-        inside the head, which the transformer's features complement (spike order, timing below the bins, the past
-        window and the other modalities), so that the head starts from what a linear
-        decoder of binned counts reads.
+        inside the head, which the transformer's features complement (spike order, timing
+        below the bins, the past window and the other modalities), so that the head starts
+        from what a linear decoder of binned counts reads.
         With ``count_bins`` above 1, both binned readouts also hold ``log(1 + c)`` of every
         neuron's count c over the whole window (the "neuron counts", before the binned
         ones; with ``count_bins=1`` the binned counts are those, and the block is left

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import CrossAttentionBlock, SelfAttentionBlock, causal_mask, padding_mask
-from .config import BINNED_READOUTS, NeuroformerConfig, behavior_column
+from .config import NeuroformerConfig, behavior_column
 from .embeddings import BehaviorEmbedding, TimeEmbedding, VideoEncoder
 from .heads import (IdGivenDt, RatePrior, binned_counts, count_code, impossible_dts,
                     impossible_ids, neuron_counts, other_sessions_units, pair_coincidences,
@@ -430,16 +430,17 @@ class Neuroformer(nn.Module):
         spikes = (ids != c.pad_id) & (ids != c.sos_id) & (ids != c.eos_id)
         code = self.count_code(spikes.sum(1, dtype=torch.float32))  # (B, K)
         features = [code * math.sqrt(c.n_embd)]  # see readout_features' Notes
-        decoder_only = c.decoder_only_inputs()
-        if self.training and decoder_only.stop > decoder_only.start:
+        blocks = c.count_input_blocks()
+        if self.training:  # the DECODER_ONLY_BLOCKS, adjacent
+            decoder_only = c.decoder_only_inputs()
             features.append(ids.new_zeros((ids.shape[0], decoder_only.stop - decoder_only.start),
                                           dtype=torch.float32))
         else:
-            if c.n_pairs:
+            if "pairs" in blocks:
                 features.append(pair_coincidences(ids, dts, spikes, c, self.pair_slot))
-            if "neuron counts" in c.count_input_blocks():
+            if "neuron counts" in blocks:
                 features.append(neuron_counts(ids, spikes, c.n_neurons))
-        if c.readout in BINNED_READOUTS:
+        if "binned counts" in blocks:
             features.append(binned_counts(ids, dts, spikes, c))
         return torch.cat(features, dim=1)
 
