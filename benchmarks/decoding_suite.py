@@ -27,7 +27,9 @@ The test rows are touched once, to score. Sets:
   windows (R², mean over x and y).
 * ``rate``, ``identity``, ``order``, ``latency``, ``synchrony``, ``behavior``: one
   ``make_code_data(code, random_state=0)`` set per code family at its defaults
-  (``--data-seed`` draws other cells, orders, pairs and spikes); a random 75 %
+  (``--data-seed`` draws other cells, orders, pairs and spikes; ``--code-param`` other
+  window lengths, rates, sizes, e.g. ``--code-param window=2.0 --code-param rate=3``); a
+  random 75 %
   of the trials (stratified by class) train, the rest test; the baselines choose on a random
   20 % of the training trials (accuracy, R² for ``behavior``).
 * ``spiking``: ``make_spiking_data(random_state=1)``, behaviour regression, the first 75 % of
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import logging
 import time
@@ -187,8 +190,9 @@ def wmaze_set(data_root):
                        note=f"W-maze CA1, {len(X)} running windows, position (x, y) in px")
 
 
-def code_set(code, small, data_seed):
-    data = make_code_data(code, random_state=data_seed, **(SMALL_CODES if small else {}))
+def code_set(code, small, data_seed, code_params=None):
+    settings = {**(SMALL_CODES if small else {}), **(code_params or {})}
+    data = make_code_data(code, random_state=data_seed, **settings)
     y = data.target if code == "behavior" else data.labels
     train, test = _stratified_split(y, 0.25, seed=0)
     _, val = _stratified_split(y[train], 0.2, seed=0)
@@ -206,7 +210,7 @@ def spiking_set(small):
                        _tail(train, 0.2), note="make_spiking_data(random_state=1) behaviour")
 
 
-def load_set(name, data_root, small, data_seed=0):
+def load_set(name, data_root, small, data_seed=0, code_params=None):
     if name in ("D_E_III", "D_A_I"):
         dataset = auditory_set(name, data_root)
     elif name == "wmaze":
@@ -214,7 +218,7 @@ def load_set(name, data_root, small, data_seed=0):
     elif name == "spiking":
         return spiking_set(small)
     else:
-        return code_set(name, small, data_seed)
+        return code_set(name, small, data_seed, code_params)
     return shrink(dataset) if small else dataset
 
 
@@ -456,11 +460,11 @@ def json_rows(rows):
     } for dataset, results in rows]
 
 
-def _parameter(text, parser):
-    """``(name, value)`` of a ``--param NAME=VALUE``."""
+def _parameter(text, option, parser):
+    """``(name, value)`` of an ``option NAME=VALUE`` (``--param``, ``--code-param``)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
-        parser.error(f"--param takes NAME=VALUE; got {text!r}")
+        parser.error(f"{option} takes NAME=VALUE; got {text!r}")
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -482,6 +486,10 @@ def main(argv=None):
                              "(default: ../shared/data beside the repository)")
     parser.add_argument("--data-seed", type=int, default=0,
                         help="random_state of make_code_data: draw other code families")
+    parser.add_argument("--code-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a make_code_data parameter of the code families away from "
+                             "its default, e.g. --code-param window=2.0 --code-param rate=3: "
+                             "other window lengths and spike densities; repeatable")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-cv", action="store_true",
                         help="skip the CV estimators (each fits 3 folds of up to 6 settings)")
@@ -494,7 +502,8 @@ def main(argv=None):
                              "default (VALUE read as a Python literal, else a string), e.g. "
                              "--param count_decoder=none; repeatable")
     args = parser.parse_args(argv)
-    params = dict(_parameter(text, parser) for text in args.param)
+    params = dict(_parameter(text, "--param", parser) for text in args.param)
+    code_params = dict(_parameter(text, "--code-param", parser) for text in args.code_param)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     if args.cv_only and args.no_cv:
@@ -502,7 +511,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     rows = []
-    for dataset in available_sets(args.sets, args.data_root, args.small, args.data_seed):
+    load = functools.partial(load_set, code_params=code_params)
+    for dataset in available_sets(args.sets, args.data_root, args.small, args.data_seed, load):
         log.info("%s: %s, %d train / %d test rows", dataset.name, dataset.X, len(dataset.train),
                  len(dataset.test))
         rows.append((dataset, run_set(dataset, args.seeds, args.device, args.small,

@@ -61,6 +61,14 @@ def test_missing_real_data_is_skipped_with_a_message(tmp_path):
     assert str(tmp_path) in done.stderr
 
 
+def test_code_params_draw_other_window_lengths_and_sizes(monkeypatch):
+    suite = _suite_module(monkeypatch)
+    load = lambda *args: suite.load_set(*args, code_params={"window": 0.4, "n_neurons": 12})
+    (dataset,) = suite.available_sets(["latency"], Path("."), True, 0, load)
+    assert (dataset.X.n_neurons, dataset.X.n_bins * dataset.X.dt) == (12, 0.4)
+    assert len(dataset.X) == suite.SMALL_CODES["n_trials"]  # the --small sizes stay
+
+
 def test_binned_counts_keep_every_spike(monkeypatch):
     suite = _suite_module(monkeypatch)
     X = make_spiking_data(n_neurons=6, duration=4.0, random_state=0).windows  # 50 ms, 10 ms bins

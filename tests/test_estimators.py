@@ -26,7 +26,7 @@ import nfestimators.estimators._base as base_module
 import nfestimators.estimators._sampling as sampling_module
 from nfestimators import (NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor,
                           SpikeWindows)
-from nfestimators.datasets import make_spiking_data
+from nfestimators.datasets import make_code_data, make_spiking_data
 from nfestimators.estimators._base import NeuroformerBase
 from nfestimators.estimators._supervised import HEADS
 
@@ -695,6 +695,18 @@ def test_dt_rebins_every_X_the_estimator_sees(X, y_count):
                           cv=2).fit(X[:120], y_count[:120])
     assert [p["dt"] for p in search.cv_results_["params"]] == [None, 0.05]
     assert search.best_estimator_.tokenizer_.dt_ == (search.best_params_["dt"] or X.dt)
+
+
+def test_auto_dt_keeps_10_ms_bins_in_long_windows():
+    """dt="auto" is the 50-bin width in short windows and never coarser than 10 ms in long
+    ones (a fiftieth of a 2 s trial, 40 ms, erased a latency code on the GPU suite)."""
+    data = make_code_data("latency", n_trials=24, n_neurons=8, window=2.0, random_state=0)
+    clf = NeuroformerClassifier(max_epochs=1, **FAST).fit(data.windows, data.labels)
+    assert clf.tokenizer_.dt_ == 0.01 and clf.tokenizer_.n_bins_ == 200
+    short = make_code_data("latency", n_trials=24, n_neurons=8, window=0.25, n_classes=2,
+                           random_state=0)
+    clf = NeuroformerClassifier(max_epochs=1, **FAST).fit(short.windows, short.labels)
+    assert clf.tokenizer_.dt_ == 0.005 and clf.tokenizer_.n_bins_ == 50
 
 
 # ------------------------------------------------------------------------ the parameters

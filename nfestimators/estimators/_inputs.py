@@ -33,7 +33,8 @@ def auto_token_budget(n_spikes, cap):
     return int(min(budget, cap))
 
 
-MAX_AUTO_BINS = 50  # dt="auto": the finest bins that give at most this many per window
+MAX_AUTO_BINS = 50  # dt="auto": the finest bins that give at most this many per window ...
+AUTO_TIMING_DT = 0.01  # s ... or bins this fine when those are finer (long windows)
 
 
 def rebin_factors(X):
@@ -42,18 +43,21 @@ def rebin_factors(X):
     return [f for f in range(1, X.n_bins + 1) if X.n_bins % f == 0 and X.n_prev_bins % f == 0]
 
 
-def auto_bin_width(X, max_bins=MAX_AUTO_BINS):
+def auto_bin_width(X, max_bins=MAX_AUTO_BINS, timing_dt=AUTO_TIMING_DT):
     """The bin width of ``dt="auto"`` for the windows ``X``: the finest whole multiple of
-    ``X.dt`` dividing the current and past windows into at most ``max_bins`` bins each
-    (``X.dt`` itself when the windows already have that few; the coarsest divisor when
-    none does).
+    ``X.dt`` dividing the current and past windows that is at least the finer of a
+    ``max_bins``-th of the longer window and ``timing_dt`` (``X.dt`` itself when its bins
+    are already that coarse; the coarsest divisor when no multiple is).
 
-    Fine enough for spike timing at a fiftieth of the window (10 ms in 500 ms trials) and
-    coarse enough that the dt vocabulary, and the number of next-bin choices the model
-    learns, stay small: on the real auditory trials (500 bins of 1 ms) the classifier
-    defaults scored 0.370 test accuracy at 1 ms, 0.426 at 10 ms, 0.463 at 50 ms (D_E_III)
-    and 0.678 / 0.683 / 0.706 (D_A_I) on an H200; 50 ms bins would erase the timing codes
-    of the synthetic latency family, so the cap is at 50 bins, not 10.
+    Fine enough for spike timing, at a fiftieth of the window (10 ms in 500 ms trials) and
+    never coarser than 10 ms in longer ones, and coarse enough that the dt vocabulary, and
+    the number of next-bin choices the model learns, stay small: on the real auditory
+    trials (500 bins of 1 ms) the classifier defaults scored 0.370 test accuracy at 1 ms,
+    0.426 at 10 ms, 0.463 at 50 ms (D_E_III) and 0.678 / 0.683 / 0.706 (D_A_I) on an H200;
+    50 ms bins would erase the timing codes of the synthetic latency family, so the cap is
+    at 50 bins, not 10. A fiftieth of a long window does erase them: with 2 s trials
+    (40 ms bins) the defaults scored 0.540 on a latency code that a logistic regression on
+    20 ms counts decodes perfectly, hence the 10 ms floor.
 
     Examples
     --------
@@ -61,10 +65,15 @@ def auto_bin_width(X, max_bins=MAX_AUTO_BINS):
     >>> from nfestimators import SpikeWindows
     >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 500), dtype=int), dt=0.001))
     0.01
+    >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 100), dtype=int), dt=0.001))
+    0.002
+    >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 2000), dtype=int), dt=0.001))
+    0.01
     """
     longest = max(X.n_bins, X.n_prev_bins)
+    target = min(longest * X.dt / max_bins, timing_dt)
     factors = rebin_factors(X)
-    fitting = [f for f in factors if longest / f <= max_bins]
+    fitting = [f for f in factors if f * X.dt >= target * (1 - 1e-9)]
     factor = fitting[0] if fitting else factors[-1]
     return round(X.dt * factor, 12)
 

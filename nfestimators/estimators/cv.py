@@ -244,7 +244,7 @@ _SHARED_DOC = """
     pretrain : bool, default=False
         Also search a pretrained arm: a :class:`NeuroformerPretrainer` fitted on the
         spikes of all training rows (labels withheld; with the estimator's ``dt``, by
-        default ``"auto"``: at most 50 bins per window), finetuned with each
+        default ``"auto"``: at most 50 bins per window or 10 ms), finetuned with each
         ``sclm_weight``.
     n_jobs : int, optional
         Settings fitted in parallel (processes; several can share one GPU).
