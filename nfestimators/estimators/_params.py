@@ -173,8 +173,9 @@ there (negative held-out bits per spike)."""),
 ``X`` given to the estimator (in fit and after) is rebinned to it
 (:meth:`SpikeWindows.rebin`), so that ``GridSearchCV`` can search the time resolution.
 ``"auto"``: the finest such bins that give at most 50 per window or are 10 ms wide,
-whichever are finer (10 ms bins for 500 ms or longer trials recorded at 1 ms, 2 ms for
-100 ms windows; the windows' own bins when they are already that coarse); with
+whichever are finer, and at most 1,000 per window (10 ms bins for trials of 500 ms to 10 s
+recorded at 1 ms, 2 ms for 100 ms windows; the windows' own bins when they are already that
+coarse); with
 ``pretrained``, the pretrained model's bins. None keeps the bins of ``X``. The bins
 chosen are ``tokenizer_.dt_``."""),
     "max_tokens": Parameter(
