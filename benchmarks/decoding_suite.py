@@ -492,7 +492,7 @@ def main(argv=None):
                              "other window lengths and spike densities; repeatable")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-cv", action="store_true",
-                        help="skip the CV estimators (each fits 3 folds of up to 6 settings)")
+                        help="skip the CV estimators (each fits 3 folds of up to 8 settings)")
     parser.add_argument("--cv-only", action="store_true",
                         help="skip the defaults (run the CV estimators and the baselines)")
     parser.add_argument("--cv-n-jobs", type=int, default=None, metavar="K",

@@ -17,7 +17,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import SpikeWindows, as_windows
-from ._inputs import auto_bin_width, rebin_factors
+from ._inputs import MAX_TIMING_BINS, auto_bin_width, rebin_factors
 from .classifier import NeuroformerClassifier
 from .pretrainer import NeuroformerPretrainer
 from .regressor import NeuroformerRegressor
@@ -28,9 +28,10 @@ N_SPLITS = 3
 
 
 def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
-    """Bin widths to search for the windows ``X``: their own (None), and for each number in
-    ``bins_per_window`` the whole multiple of ``X.dt`` dividing the current and past windows
-    whose bin count is closest to it (coarser ones only, each once).
+    """Bin widths to search for the windows ``X``: their own (None; only when they are at
+    most ``MAX_TIMING_BINS`` per window, the most ``dt="auto"`` gives), and for each number
+    in ``bins_per_window`` the whole multiple of ``X.dt`` dividing the current and past
+    windows whose bin count is closest to it (coarser ones only, each once).
 
     Parameters
     ----------
@@ -48,9 +49,11 @@ def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
     >>> X = SpikeWindows.from_array(np.zeros((2, 3, 500), dtype=int), dt=0.001)
     >>> candidate_bin_widths(X)
     [None, 0.01, 0.05]
+    >>> candidate_bin_widths(SpikeWindows.from_array(np.zeros((2, 3, 2000), dtype=int), dt=0.001))
+    [0.04, 0.2]
     """
     factors = rebin_factors(X)
-    widths = [None]
+    widths = [None] if max(X.n_bins, X.n_prev_bins) <= MAX_TIMING_BINS else []
     for target in bins_per_window:
         factor = min(factors, key=lambda f: (abs(X.n_bins / f - target), f))
         width = round(X.dt * factor, 12)
@@ -231,9 +234,10 @@ _SHARED_DOC = """
         Settings to search (parameter names of ``estimator``). Default
         (:func:`default_grid`): ``dt`` of ``"auto"``, the windows' own bins and the whole
         multiples of them closest to 50 and 10 bins per window
-        (:func:`candidate_bin_widths`), each once, and ``sclm_weight`` in ``(1.0, 0.0)``: 6
-        settings at most. The head's count inputs need no search: every fit chooses its own
-        count decoder (``count_decoder="blend"``).
+        (:func:`candidate_bin_widths`), each once, and ``sclm_weight`` in ``(1.0, 0.0)``:
+        at most 8 settings (6 unless the 10 ms floor of ``"auto"`` applies). The head's
+        count inputs need no search: every fit chooses its own count decoder
+        (``count_decoder="blend"``).
     cv : int, cross-validation generator or iterable, optional
         Validation splits; default {cv_default} The setting refitted is the
         estimator's own (its parameters as given, when the grid holds them) unless the
