@@ -707,6 +707,9 @@ def test_auto_dt_keeps_10_ms_bins_in_long_windows():
                            random_state=0)
     clf = NeuroformerClassifier(max_epochs=1, **FAST).fit(short.windows, short.labels)
     assert clf.tokenizer_.dt_ == 0.005 and clf.tokenizer_.n_bins_ == 50
+    counts = data.windows.to_counts()  # a plain array of 2,000 bins: read as 10 ms ones
+    clf = NeuroformerClassifier(max_epochs=1, **FAST).fit(counts, data.labels)
+    assert clf.tokenizer_.n_bins_ == 50  # the 50-bin rule: no time base to floor at 10 ms
 
 
 # ------------------------------------------------------------------------ the parameters

@@ -47,10 +47,11 @@ def rebin_factors(X):
 def auto_bin_width(X, max_bins=MAX_AUTO_BINS, timing_dt=AUTO_TIMING_DT,
                    max_timing_bins=MAX_TIMING_BINS):
     """The bin width of ``dt="auto"`` for the windows ``X``: the finest whole multiple of
-    ``X.dt`` dividing the current and past windows that is at least the finer of a
-    ``max_bins``-th of the longer window and ``timing_dt``, and at least a
-    ``max_timing_bins``-th of it (``X.dt`` itself when its bins are already that coarse;
-    the coarsest divisor when no multiple is).
+    ``X.dt`` dividing the current and past windows that is at least a ``max_bins``-th of
+    the longer window (``X.dt`` itself when its bins are already that coarse; the coarsest
+    divisor when no multiple is), or, when ``X``'s own bins are finer than ``timing_dt``, at
+    least the finer of that and ``timing_dt`` but no finer than a ``max_timing_bins``-th of
+    the window.
 
     Fine enough for spike timing, at a fiftieth of the window (10 ms in 500 ms trials) and
     never coarser than 10 ms in longer ones, and coarse enough that the dt vocabulary, and
@@ -64,7 +65,10 @@ def auto_bin_width(X, max_bins=MAX_AUTO_BINS, timing_dt=AUTO_TIMING_DT,
     coarser bins again (at most 1,000 a window): every token's next-bin choice spans the
     window's bins, and on a 2-core CPU two epochs of a classifier over 48 trials of 30 s
     took 65 s at 10 ms (3,000 bins), 38 s at 30 ms (1,000 bins), 7 s for 10 s trials at
-    10 ms.
+    10 ms. The floor needs a real time base finer than 10 ms: a plain count array is read
+    as 10 ms bins whatever its bins are (:func:`~nfestimators.data.as_windows`), so its
+    windows, like recordings binned at 10 ms or coarser, keep the 50-bin rule (500 bins of a
+    plain array may well be 1 ms ones, where the 50-bin rule gives the 10 ms that scored best).
 
     Examples
     --------
@@ -76,12 +80,16 @@ def auto_bin_width(X, max_bins=MAX_AUTO_BINS, timing_dt=AUTO_TIMING_DT,
     0.002
     >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 2000), dtype=int), dt=0.001))
     0.01
-    >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 3000), dtype=int), dt=0.01))
+    >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 30000), dtype=int), dt=0.001))
     0.03
+    >>> auto_bin_width(SpikeWindows.from_array(np.zeros((1, 2, 500), dtype=int), dt=0.01))
+    0.1
     """
     longest = max(X.n_bins, X.n_prev_bins)
     span = longest * X.dt
-    target = min(span / max_bins, max(timing_dt, span / max_timing_bins))
+    target = span / max_bins
+    if X.dt < timing_dt * (1 - 1e-9):
+        target = min(target, max(timing_dt, span / max_timing_bins))
     factors = rebin_factors(X)
     fitting = [f for f in factors if f * X.dt >= target * (1 - 1e-9)]
     factor = fitting[0] if fitting else factors[-1]

@@ -172,10 +172,11 @@ there (negative held-out bits per spike)."""),
         """Time bin in seconds, a whole multiple of ``X.dt`` that divides the windows: every
 ``X`` given to the estimator (in fit and after) is rebinned to it
 (:meth:`SpikeWindows.rebin`), so that ``GridSearchCV`` can search the time resolution.
-``"auto"``: the finest such bins that give at most 50 per window or are 10 ms wide,
-whichever are finer, and at most 1,000 per window (10 ms bins for trials of 500 ms to 10 s
-recorded at 1 ms, 2 ms for 100 ms windows; the windows' own bins when they are already that
-coarse); with
+``"auto"``: the finest such bins that give at most 50 per window (2 ms for 100 ms windows
+recorded at 1 ms; the windows' own bins when they are already that coarse), or, for windows
+recorded at bins finer than 10 ms, 10 ms bins when those are finer, at most 1,000 per window
+(10 ms for trials of 500 ms to 10 s recorded at 1 ms; a plain count array counts as 10 ms
+bins and keeps the 50-bin rule); with
 ``pretrained``, the pretrained model's bins. None keeps the bins of ``X``. The bins
 chosen are ``tokenizer_.dt_``."""),
     "max_tokens": Parameter(

@@ -235,7 +235,7 @@ _SHARED_DOC = """
         (:func:`default_grid`): ``dt`` of ``"auto"``, the windows' own bins and the whole
         multiples of them closest to 50 and 10 bins per window
         (:func:`candidate_bin_widths`), each once, and ``sclm_weight`` in ``(1.0, 0.0)``:
-        at most 8 settings (6 unless the 10 ms floor of ``"auto"`` applies). The head's
+        at most 8 settings (6 unless the 10 ms bins of ``"auto"`` in long windows apply). The head's
         count inputs need no search: every fit chooses its own count decoder
         (``count_decoder="blend"``).
     cv : int, cross-validation generator or iterable, optional
