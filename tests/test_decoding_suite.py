@@ -69,6 +69,29 @@ def test_code_params_draw_other_window_lengths_and_sizes(monkeypatch):
     assert len(dataset.X) == suite.SMALL_CODES["n_trials"]  # the --small sizes stay
 
 
+def test_code_families_table_has_every_family_and_code(tmp_path):
+    """benchmarks/code_families.py: a row per family, a cell per code, and the generator's
+    reason where a family's setting cannot hold a code (8 latency classes in 200 ms)."""
+    out = tmp_path / "families.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    families = ["1 s trials", "8 classes, 480 trials"]
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "code_families.py"),
+                           "--small", "--device", "cpu", "--families", *families,
+                           "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert list(results) == families
+    for family, runs in results.items():
+        assert list(runs) == SYNTHETIC[:-1]  # every code family of the suite
+    assert "beyond window" in results["8 classes, 480 trials"]["latency"]
+    one_second = results["1 s trials"]["latency"]["methods"]["defaults"]["scores"]
+    assert len(one_second) == 1 and np.isfinite(one_second[0])
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 s") or
+            line.startswith("| 8 classes")]
+    assert len(rows) == 2 and "not generated" in rows[1] and "nan" not in done.stdout
+
+
 def test_binned_counts_keep_every_spike(monkeypatch):
     suite = _suite_module(monkeypatch)
     X = make_spiking_data(n_neurons=6, duration=4.0, random_state=0).windows  # 50 ms, 10 ms bins

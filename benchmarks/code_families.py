@@ -1,0 +1,121 @@
+"""Code families the decoding suite does not hold (issue #19): the package defaults against
+tuned linear and k-NN decoders on ``make_code_data`` redrawn with other window lengths,
+rates, population sizes, trial and class counts.
+
+The package is judged on recordings and codes it has never seen, so its defaults must not
+depend on the suite's one setting of each code (400 trials of 500 ms, 40 neurons, 10 Hz, 4
+classes). Every family here is one ``make_code_data`` setting (``FAMILIES``); every code of
+a family is one set of the decoding suite (``benchmarks/decoding_suite.py``: the same split,
+the same baselines with their bin width and penalty chosen on validation rows, the same
+plain call ``NeuroformerClassifier(random_state=s)`` / ``NeuroformerRegressor``). A code
+that a family's setting cannot generate (a firing-order sequence longer than the window,
+say) is reported with the generator's reason. One table out: a row per family, a column per
+code, each cell "defaults / best baseline".
+
+    python benchmarks/code_families.py [--device cuda] [--seeds 1] [--data-seed 0]
+        [--families NAME ...] [--json out.json]
+
+``--small`` caps the sizes (``SMALL_SIZES``) and uses a tiny model for one epoch to check
+the machinery in seconds; its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from decoding_suite import CODE_SETS, best_baseline, code_set, json_rows, run_set
+
+FAMILIES = {
+    "suite (500 ms, 40 neurons, 10 Hz)": {},
+    "1 s trials": dict(window=1.0),
+    "2 s trials, 3 Hz": dict(window=2.0, rate=3.0, noise=1.0),
+    "2 s trials, 80 neurons, 10 Hz": dict(window=2.0, rate=10.0, noise=4.0, n_neurons=80),
+    "300 ms, 100 neurons, 40 Hz": dict(window=0.3, rate=40.0, n_neurons=100, jitter=0.002),
+    "sparse: 2 Hz": dict(rate=2.0, noise=0.5),
+    "160 trials": dict(n_trials=160),
+    "8 classes, 480 trials": dict(n_classes=8, n_trials=480),
+    # ~1,350 spikes a window, past the small preset's 1,024-token budget (earliest dropped)
+    "1 s trials, 300 neurons, 10 Hz": dict(window=1.0, n_neurons=300, rate=10.0, noise=2.0),
+}
+SMALL_SIZES = dict(n_trials=48, n_neurons=32, dt=0.005)  # --small: every family this size
+
+log = logging.getLogger("code_families")
+
+
+def family_sets(family, small, data_seed):
+    """``(code, DecodingSet or the generator's reason)`` for every code of ``family``."""
+    settings = {**FAMILIES[family], **(SMALL_SIZES if small else {})}
+    for code in CODE_SETS:
+        try:
+            yield code, code_set(code, small, data_seed, settings)
+        except ValueError as reason:
+            yield code, str(reason)
+
+
+def run_family(family, seeds, device, small, data_seed):
+    """``{code: (DecodingSet, results) or reason}`` of one family (defaults and baselines)."""
+    runs = {}
+    for code, dataset in family_sets(family, small, data_seed):
+        if isinstance(dataset, str):
+            log.warning("%s / %s: not generated: %s", family, code, dataset)
+            runs[code] = dataset
+            continue
+        log.info("%s / %s: %s, %d train / %d test rows", family, code, dataset.X,
+                 len(dataset.train), len(dataset.test))
+        runs[code] = (dataset, run_set(dataset, seeds, device, small, run_cv=False))
+    return runs
+
+
+def cell(run):
+    """"defaults / best baseline" of one code of one family, or "not generated"."""
+    if isinstance(run, str):
+        return "not generated"
+    _, results = run
+    return (f"{np.mean(results['defaults'].scores):.3f} / "
+            f"{results[best_baseline(results)].scores[0]:.3f}")
+
+
+def markdown_table(families):
+    """A row per family, a column per code (accuracy; R² for ``behavior``)."""
+    header = ["family (`make_code_data` setting)", *CODE_SETS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for family, runs in families.items():
+        name = f"{family} `{FAMILIES[family]}`" if FAMILIES[family] else family
+        lines.append("| " + " | ".join([name, *(cell(runs[c]) for c in CODE_SETS)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES),
+                        metavar="NAME", help="families to run (default: all)")
+    parser.add_argument("--device", default="auto", help="device of the Neuroformer estimators")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="Neuroformer fits per set, random_state 0..N-1 (mean)")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="random_state of make_code_data: other draws of every family")
+    parser.add_argument("--small", action="store_true",
+                        help="tiny sets and models: checks the machinery, figures mean nothing")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    families = {family: run_family(family, args.seeds, args.device, args.small, args.data_seed)
+                for family in args.families}
+    print(markdown_table(families))
+    if args.json:
+        args.json.write_text(json.dumps({
+            family: {code: run if isinstance(run, str) else json_rows([run])[0]
+                     for code, run in runs.items()}
+            for family, runs in families.items()}, indent=2))
+    return families
+
+
+if __name__ == "__main__":
+    main()
