@@ -223,8 +223,8 @@ restore the best weights. None trains for ``max_epochs``."""),
         """Training augmentation: every spike of a training window (current and past) moves by
 a whole number of bins drawn uniformly from ``-augment_jitter .. augment_jitter``, clipped
 to its window, the token order kept (time, then neuron). In bins of the estimator's
-time resolution (``tokenizer_.dt_``; with ``dt="auto"`` about a fiftieth of the window),
-not seconds, so that a shift is exact and never rounds to nothing. Drawn afresh for every
+time resolution (``tokenizer_.dt_``; with ``dt="auto"`` about a fiftieth of the window, or
+10 ms in longer ones), not seconds, so that a shift is exact and never rounds to nothing. Drawn afresh for every
 batch, on its device; validation, ``predict`` and the other inference methods see the
 spikes as they are. 0: off. The default of 1 bin, with ``ema_decay=0.99``, is from the
 decoding suite on an H200 (2 seeds, ``benchmarks/regularisation.py``): against the previous
