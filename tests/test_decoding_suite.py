@@ -1,6 +1,7 @@
 """Machinery of the decoding suite (issue #19, part 7): the --small run on the synthetic sets
 gives a table with every set and method. Figures are not checked (they need the full run)."""
 
+import functools
 import importlib.util
 import json
 import os
@@ -63,7 +64,7 @@ def test_missing_real_data_is_skipped_with_a_message(tmp_path):
 
 def test_code_params_draw_other_window_lengths_and_sizes(monkeypatch):
     suite = _suite_module(monkeypatch)
-    load = lambda *args: suite.load_set(*args, code_params={"window": 0.4, "n_neurons": 12})
+    load = functools.partial(suite.load_set, code_params={"window": 0.4, "n_neurons": 12})
     (dataset,) = suite.available_sets(["latency"], Path("."), True, 0, load)
     assert (dataset.X.n_neurons, dataset.X.n_bins * dataset.X.dt) == (12, 0.4)
     assert len(dataset.X) == suite.SMALL_CODES["n_trials"]  # the --small sizes stay

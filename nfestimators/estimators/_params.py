@@ -224,9 +224,9 @@ restore the best weights. None trains for ``max_epochs``."""),
 a whole number of bins drawn uniformly from ``-augment_jitter .. augment_jitter``, clipped
 to its window, the token order kept (time, then neuron). In bins of the estimator's
 time resolution (``tokenizer_.dt_``; with ``dt="auto"`` about a fiftieth of the window, or
-10 ms in longer ones), not seconds, so that a shift is exact and never rounds to nothing. Drawn afresh for every
-batch, on its device; validation, ``predict`` and the other inference methods see the
-spikes as they are. 0: off. The default of 1 bin, with ``ema_decay=0.99``, is from the
+10 ms in longer ones), not seconds, so that a shift is exact and never rounds to nothing.
+Drawn afresh for every batch, on its device; validation, ``predict`` and the other inference
+methods see the spikes as they are. 0: off. The default of 1 bin, with ``ema_decay=0.99``, is from the
 decoding suite on an H200 (2 seeds, ``benchmarks/regularisation.py``): against the previous
 defaults (no augmentation, raw weights) it raised 6 of 9 sets and lowered none (D_E_III
 0.574 -> 0.648, spiking R² 0.791 -> 0.815, behavior R² 0.928 -> 0.946, rate 0.965 ->

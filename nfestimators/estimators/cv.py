@@ -49,7 +49,8 @@ def candidate_bin_widths(X, bins_per_window=BINS_PER_WINDOW):
     >>> X = SpikeWindows.from_array(np.zeros((2, 3, 500), dtype=int), dt=0.001)
     >>> candidate_bin_widths(X)
     [None, 0.01, 0.05]
-    >>> candidate_bin_widths(SpikeWindows.from_array(np.zeros((2, 3, 2000), dtype=int), dt=0.001))
+    >>> two_seconds = SpikeWindows.from_array(np.zeros((2, 3, 2000), dtype=int), dt=0.001)
+    >>> candidate_bin_widths(two_seconds)  # 2,000 bins of their own: too many to search
     [0.04, 0.2]
     """
     factors = rebin_factors(X)
@@ -235,8 +236,8 @@ _SHARED_DOC = """
         (:func:`default_grid`): ``dt`` of ``"auto"``, the windows' own bins and the whole
         multiples of them closest to 50 and 10 bins per window
         (:func:`candidate_bin_widths`), each once, and ``sclm_weight`` in ``(1.0, 0.0)``:
-        at most 8 settings (6 unless the 10 ms bins of ``"auto"`` in long windows apply). The head's
-        count inputs need no search: every fit chooses its own count decoder
+        at most 8 settings (6 unless the 10 ms bins of ``"auto"`` in long windows apply).
+        The head's count inputs need no search: every fit chooses its own count decoder
         (``count_decoder="blend"``).
     cv : int, cross-validation generator or iterable, optional
         Validation splits; default {cv_default} The setting refitted is the
