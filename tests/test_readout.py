@@ -154,6 +154,22 @@ def test_count_readout_regressor(rate_data):
     assert reg.score(X_test, X_test.sum(axis=(1, 2))) > 0.9  # observed: 0.995 ("mean" 0.94)
 
 
+def test_only_the_regressor_trains_without_the_binned_counts(rate_data):
+    """The regressor leaves the binned counts to the count decoder, the classifier trains
+    on them (benchmarks/README.md: behaviour codes gain R² without them, D_E_III loses)."""
+    X, y, _, _ = rate_data
+    settings = dict(readout="mean+binned", count_decoder="none", max_epochs=2, **FAST)
+    reg = NeuroformerRegressor(**settings).fit(X[:40], y[:40].astype(float))
+    clf = NeuroformerClassifier(**settings).fit(X[:40], y[:40])
+    assert "binned counts" in reg.model_config_.decoder_only_blocks
+    assert "binned counts" not in clf.model_config_.decoder_only_blocks
+    for est, head in ((reg, reg.model_.head_reg), (clf, clf.model_.head_cls)):
+        binned = est.model_config_.count_input_blocks()["binned counts"]
+        columns = slice(est.model_config_.n_embd + binned.start,
+                        est.model_config_.n_embd + binned.stop)
+        assert head.weight[:, columns].any() == (est is clf)  # trained, or left at 0
+
+
 def test_count_readout_survives_save_load_and_pickle(count_clf, rate_data, tmp_path):
     _, _, X_test, _ = rate_data
     expected = count_clf.predict_proba(X_test[:50])
@@ -204,16 +220,34 @@ def test_binned_readout_reads_log_counts_per_neuron_and_time_bin():
     expected = torch.log1p(torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
     torch.testing.assert_close(binned, expected)
     assert model.head_cls.weight.shape == (2, E + 2 + 3 + 3 * 2)
-    # the neuron counts are the count decoder's: zeros in training, weights 0
+    # the neuron counts are the count decoder's: zeros in training, weights 0; the binned
+    # counts are trained (the classifier's setting)
+    assert model.config.decoder_only_blocks == ("pairs", "neuron counts")
     assert model.decoder_only_columns == slice(E + 2, E + 5)
     assert not model.head_cls.weight[:, model.decoder_only_columns].any()
-    assert not model.train().count_features(ids, dts)[0, 2:5].any()
+    trained = model.train().count_features(ids, dts)[0]
+    assert not trained[2:5].any()
+    torch.testing.assert_close(trained[5:], features[0, E + 5:])
+    model.eval()
     # with one time bin the binned counts are the neuron counts: no second copy
     single = build_model("tiny", readout="mean+binned", count_bins=1, window_bins=6, **config)
     assert single.head_cls.weight.shape == (2, E + 2 + 3)
     assert "neuron counts" not in single.config.count_input_blocks()
     with pytest.raises(ValueError, match="count_bins"):
         build_model("tiny", readout="mean+binned", count_bins=0, window_bins=6, **config)
+    # the binned counts left to the count decoder too (the regressor's setting): zeros in
+    # training, weights 0, the same inputs in eval mode
+    decoded = build_model("tiny", readout="mean+binned", count_bins=2, window_bins=6,
+                          decoder_only_blocks=("pairs", "neuron counts", "binned counts"),
+                          **config)
+    assert decoded.decoder_only_columns == slice(E + 2, E + 2 + 3 + 3 * 2)
+    assert not decoded.head_cls.weight[:, decoded.decoder_only_columns].any()
+    assert not decoded.train().count_features(ids, dts)[0, 2:].any()
+    torch.testing.assert_close(decoded.eval().count_features(ids, dts)[0, 2:],
+                               features[0, E + 2:])
+    with pytest.raises(ValueError, match="decoder_only_blocks"):
+        build_model("tiny", readout="mean+binned", count_bins=2, window_bins=6,
+                    decoder_only_blocks=("binned counts",), **config)
 
 
 def test_pairs_readout_reads_the_coincidences_of_its_units():

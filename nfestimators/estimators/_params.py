@@ -94,7 +94,10 @@ see ``count_decoder``). ``"mean+binned+pairs"`` (the default) also adds the
 pairwise coincidences of the 48 most active units of the training windows: ``log(1 + c)``
 of every pair, c the number of their spike pairs in a same time bin (``dt``) of the window,
 the code of synchrony between cells, which no count per neuron carries (1,128 inputs at 48
-units; read by the count decoder only). With ``pretrained``, the backbone is loaded and
+units; read by the count decoder only). The regressor's network does not train on the
+binned counts either (the count decoder reads them): with them in the trained head, a
+behaviour code of 2 s windows of 80 neurons scored R² 0.949 against 0.987 without (H200,
+2 seeds). With ``pretrained``, the backbone is loaded and
 the head is new, unless ``pretrained`` is an estimator of this class fitted with this readout on the
 same targets (regressor) or classes (classifier): then its head, its count code and its
 targets' scale are kept (supervised pretraining, e.g. on other sessions' labels)."""),

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..model import UNIT_TABLES, grow_head_inputs, grow_unit_tables
-from ..model.config import BINNED_READOUTS
+from ..model.config import BINNED_READOUTS, DECODER_ONLY_BLOCKS
 from ._base import LatentTransformer, NeuroformerBase
 from ._params import SIZE_PARAMETERS
 
@@ -37,6 +37,10 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
     ``label_smoothing``, so the ``__init__`` lives here (sklearn reads the parameter names
     from its signature).
     """
+
+    # count inputs of the binned readouts that only the count decoder reads (the
+    # NeuroformerConfig field): the regressor adds the binned counts, see its class
+    _decoder_only_blocks = DECODER_ONLY_BLOCKS
 
     def __init__(self, *, pretrained=None, freeze="none", adapt="units+all", sclm_weight=1.0,
                  readout="mean+binned+pairs", count_decoder="blend", preset="small",
@@ -245,7 +249,8 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         readouts, the knots of the count code at COUNT_KNOTS evenly spaced quantiles
         (0 to 1) of ``log(1 + n)`` over the training windows ``X`` (``n_tokens``: spike
         tokens kept per window), repeated values once; with the binned readouts, the time
-        bins of the per-neuron counts (:func:`count_bins_for`); with
+        bins of the per-neuron counts (:func:`count_bins_for`) and the blocks only the
+        count decoder reads (``_decoder_only_blocks``); with
         ``"mean+binned+pairs"``, the PAIR_UNITS units of highest training rate (ties: the
         lower id) as the units of the pairwise coincidences, in id order."""
         if self.readout == "mean":
@@ -255,7 +260,8 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         fields = {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
         if self.readout in BINNED_READOUTS:
             n_bins = int(self.tokenizer_.n_bins_)
-            fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins))
+            fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins),
+                          decoder_only_blocks=self._decoder_only_blocks)
         if self.readout == "mean+binned+pairs":
             rates = self.input_encoder_.training_rates(X)
             busiest = np.argsort(-rates, kind="stable")[:PAIR_UNITS]

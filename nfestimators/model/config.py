@@ -9,8 +9,9 @@ from dataclasses import dataclass
 MODALITIES = ("id", "frames", "behavior")
 READOUTS = ("mean", "mean+count", "mean+binned", "mean+binned+pairs")
 BINNED_READOUTS = ("mean+binned", "mean+binned+pairs")  # the readouts with binned counts
-# Count-input blocks the network does not train on: zeros in training mode, head weights 0
-# until the count decoder sets them (Neuroformer.count_features).
+# Count-input blocks the network does not train on by default: zeros in training mode, head
+# weights 0 until the count decoder sets them (Neuroformer.count_features). The config field
+# ``decoder_only_blocks`` may add "binned counts" (the regressor's default).
 DECODER_ONLY_BLOCKS = ("pairs", "neuron counts")
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
@@ -102,8 +103,13 @@ class NeuroformerConfig:
         value) of the window (coincidences, the code of synchrony between cells, which
         counts per neuron cannot carry), then the neuron counts and the binned counts,
         (B, E + K + P + n_neurons * (1 + count_bins)) with P = M (M - 1) / 2 for M pair
-        units. The coincidences and the neuron counts (``DECODER_ONLY_BLOCKS``) are
-        read by the count decoder only (:meth:`Neuroformer.count_features`).
+        units. The blocks of ``decoder_only_blocks`` are read by the count decoder only
+        (:meth:`Neuroformer.count_features`).
+    decoder_only_blocks : tuple of str
+        Blocks of the count inputs (``count_input_blocks``) that the network does not train
+        on: zeros in training mode, head weights 0 until the count decoder sets them.
+        ``DECODER_ONLY_BLOCKS`` (the coincidences and the neuron counts), or those and
+        ``"binned counts"``; blocks the readout does not have are ignored.
     pair_units : tuple of int
         Neurons (0-based) whose pairwise coincidences the ``"mean+binned+pairs"`` readout
         reads; pairs in the order of ``numpy.triu_indices(M, 1)`` over this tuple.
@@ -194,6 +200,7 @@ class NeuroformerConfig:
     count_bins: int = 0
     window_bins: int = 0
     pair_units: tuple[int, ...] = ()
+    decoder_only_blocks: tuple[str, ...] = DECODER_ONLY_BLOCKS
     contrastive: tuple[str, ...] = ("id",)
     clip_embd: int | None = None
     clip_temp: float = 0.5
@@ -241,6 +248,12 @@ class NeuroformerConfig:
                 0 <= u < self.n_neurons for u in self.pair_units):
             raise ValueError("readout='mean+binned+pairs' needs pair_units: distinct neurons in "
                              f"0..n_neurons - 1 = {self.n_neurons - 1}; got {self.pair_units}")
+        self.decoder_only_blocks = tuple(self.decoder_only_blocks)
+        if self.decoder_only_blocks not in (DECODER_ONLY_BLOCKS,
+                                            DECODER_ONLY_BLOCKS + ("binned counts",)):
+            raise ValueError(f"decoder_only_blocks must be {DECODER_ONLY_BLOCKS} or "
+                             f"{DECODER_ONLY_BLOCKS + ('binned counts',)}; got "
+                             f"{self.decoder_only_blocks}")
         if self.readout != "mean":
             knots = self.count_knots
             if not knots or not all(math.isfinite(k) for k in knots) or any(
@@ -268,7 +281,7 @@ class NeuroformerConfig:
         >>> {name: (b.start, b.stop) for name, b in config.count_input_blocks().items()}
         {'count code': (0, 2), 'pairs': (2, 5), 'neuron counts': (5, 9), 'binned counts': (9, 17)}
 
-        The blocks of ``DECODER_ONLY_BLOCKS`` are adjacent.
+        The blocks of ``decoder_only_blocks`` are adjacent.
         """
         if self.readout == "mean":
             return {}
@@ -284,10 +297,10 @@ class NeuroformerConfig:
         return blocks
 
     def decoder_only_inputs(self) -> slice:
-        """The count inputs of ``DECODER_ONLY_BLOCKS`` (adjacent), a slice of the columns
-        after the pooled stream; empty when the readout has none."""
+        """The count inputs of ``decoder_only_blocks`` (adjacent: the last blocks), a slice
+        of the columns after the pooled stream; empty when the readout has none."""
         blocks = [b for name, b in self.count_input_blocks().items()
-                  if name in DECODER_ONLY_BLOCKS]
+                  if name in self.decoder_only_blocks]
         if not blocks:
             return slice(0, 0)
         return slice(blocks[0].start, blocks[-1].stop)

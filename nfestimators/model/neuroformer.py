@@ -169,9 +169,9 @@ class Neuroformer(nn.Module):
 
     @property
     def decoder_only_columns(self):
-        """The columns of the supervised heads' inputs that only the count decoder reads (the
-        pairwise coincidences and the neuron counts: ``config.decoder_only_inputs()``, after
-        the pooled stream); an empty slice for readouts without them."""
+        """The columns of the supervised heads' inputs that only the count decoder reads
+        (``config.decoder_only_inputs()``, after the pooled stream); an empty slice for
+        readouts without them."""
         inputs, offset = self.config.decoder_only_inputs(), self.config.n_embd
         return slice(offset + inputs.start, offset + inputs.stop)
 
@@ -419,11 +419,12 @@ class Neuroformer(nn.Module):
         ``count_bins > 1``) and in each of the ``count_bins`` time bins. They depend on
         the tokens alone, not on the network's weights.
 
-        The coincidences and the neuron counts (``DECODER_ONLY_BLOCKS``) are zeros in
-        training mode: their head weights start at 0 and training leaves them there (no
-        gradient reaches them), so the network trains as with the binned counts alone;
-        only the count decoder (``count_decoder="blend"``, fitted after training on the
-        validated choice of its inputs) sets them. A thousand raw pair inputs trained with
+        The blocks of ``config.decoder_only_blocks`` (the coincidences and the neuron
+        counts; the regressor's binned counts too) are zeros in training mode: their head
+        weights start at 0 and training leaves them there (no gradient reaches them), so
+        the network trains as with the other blocks alone; only the count decoder
+        (``count_decoder="blend"``, fitted after training on the validated choice of its
+        inputs) sets them. A thousand raw pair inputs trained with
         the network cost the regression sets of the decoding suite about 0.01 R² (H200, 3
         seeds: behaviour 0.945 against 0.954, ``make_spiking_data`` 0.809 against 0.817)."""
         c = self.config
@@ -431,17 +432,19 @@ class Neuroformer(nn.Module):
         code = self.count_code(spikes.sum(1, dtype=torch.float32))  # (B, K)
         features = [code * math.sqrt(c.n_embd)]  # see readout_features' Notes
         blocks = c.count_input_blocks()
-        if self.training:  # the DECODER_ONLY_BLOCKS, adjacent
+        if self.training:  # the decoder-only blocks (adjacent) are zeros
             decoder_only = c.decoder_only_inputs()
             features.append(ids.new_zeros((ids.shape[0], decoder_only.stop - decoder_only.start),
                                           dtype=torch.float32))
+            if "binned counts" in blocks and "binned counts" not in c.decoder_only_blocks:
+                features.append(binned_counts(ids, dts, spikes, c))  # the last block
         else:
             if "pairs" in blocks:
                 features.append(pair_coincidences(ids, dts, spikes, c, self.pair_slot))
             if "neuron counts" in blocks:
                 features.append(neuron_counts(ids, spikes, c.n_neurons))
-        if "binned counts" in blocks:
-            features.append(binned_counts(ids, dts, spikes, c))
+            if "binned counts" in blocks:
+                features.append(binned_counts(ids, dts, spikes, c))
         return torch.cat(features, dim=1)
 
     def count_code(self, n_spikes):
