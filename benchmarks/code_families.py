@@ -16,7 +16,11 @@ many draws the defaults matched or beat the best baseline on: one draw's test ro
 (100 to 120 trials), and a gap of a trial or two is often the draw's, not the method's.
 
     python benchmarks/code_families.py [--device cuda] [--seeds 1] [--data-seeds 0 ...]
-        [--families NAME ...] [--codes CODE ...] [--json out.json]
+        [--families NAME ...] [--codes CODE ...] [--cv [--cv-n-jobs K]] [--json out.json]
+
+``--cv`` also fits the CV estimators (``NeuroformerClassifierCV`` / ``NeuroformerRegressorCV``
+with their defaults, ``random_state`` 0..N-1 as the defaults); a cell then reads
+"defaults / CV / best baseline".
 
 ``--small`` caps the sizes (``SMALL_SIZES``) and uses a tiny model for one epoch to check
 the machinery in seconds; its figures mean nothing.
@@ -64,9 +68,9 @@ def family_sets(family, codes, small, data_seed):
             yield code, str(reason)
 
 
-def run_family(family, codes, seeds, device, small, data_seeds):
-    """``{code: [(DecodingSet, results) per draw] or reason}`` of one family (defaults and
-    baselines on every draw of ``data_seeds``)."""
+def run_family(family, codes, seeds, device, small, data_seeds, run_cv=False, cv_n_jobs=None):
+    """``{code: [(DecodingSet, results) per draw] or reason}`` of one family (defaults,
+    with ``run_cv`` the CV estimators, and baselines on every draw of ``data_seeds``)."""
     runs = {}
     for data_seed in data_seeds:
         for code, dataset in family_sets(family, codes, small, data_seed):
@@ -77,19 +81,23 @@ def run_family(family, codes, seeds, device, small, data_seeds):
             log.info("%s / %s, draw %d: %s, %d train / %d test rows", family, code, data_seed,
                      dataset.X, len(dataset.train), len(dataset.test))
             runs.setdefault(code, []).append(
-                (dataset, run_set(dataset, seeds, device, small, run_cv=False)))
+                (dataset, run_set(dataset, seeds, device, small, run_cv=run_cv,
+                                  cv_n_jobs=cv_n_jobs)))
     return runs
 
 
 def cell(draws):
     """"defaults / best baseline" of one code of one family (means over the draws, and with
-    several draws how many the defaults matched or beat the baseline on), or "not
-    generated"."""
+    several draws how many the defaults matched or beat the baseline on), "defaults / CV /
+    best baseline" when the CV estimators ran, or "not generated"."""
     if isinstance(draws, str):
         return "not generated"
     defaults = [np.mean(results["defaults"].scores) for _, results in draws]
     baselines = [results[best_baseline(results)].scores[0] for _, results in draws]
-    text = f"{np.mean(defaults):.3f} / {np.mean(baselines):.3f}"
+    means = [np.mean(defaults)]
+    if all(results["CV"].scores for _, results in draws):
+        means.append(np.mean([np.mean(results["CV"].scores) for _, results in draws]))
+    text = " / ".join(f"{m:.3f}" for m in [*means, np.mean(baselines)])
     if len(draws) > 1:
         wins = sum(d >= b for d, b in zip(defaults, baselines))
         text += f" ({wins} of {len(draws)})"
@@ -118,6 +126,10 @@ def main(argv=None):
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[0],
                         help="random_state of make_code_data, one draw of every family each "
                              "(cells: means over the draws)")
+    parser.add_argument("--cv", action="store_true",
+                        help="also fit the CV estimators (cells: defaults / CV / baseline)")
+    parser.add_argument("--cv-n-jobs", type=int, default=None,
+                        help="n_jobs of the CV estimators (processes sharing the device)")
     parser.add_argument("--small", action="store_true",
                         help="tiny sets and models: checks the machinery, figures mean nothing")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -126,7 +138,7 @@ def main(argv=None):
         parser.error("--seeds must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     families = {family: run_family(family, args.codes, args.seeds, args.device, args.small,
-                                   args.data_seeds)
+                                   args.data_seeds, args.cv, args.cv_n_jobs)
                 for family in args.families}
     print(markdown_table(families, args.codes))
     if args.json:

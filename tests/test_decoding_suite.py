@@ -96,6 +96,22 @@ def test_code_families_table_has_every_family_and_code(tmp_path):
     assert rows[0].count(" of 2)") == len(SYNTHETIC[:-1])  # wins over the two draws
 
 
+def test_code_families_with_cv_report_defaults_cv_and_baseline(tmp_path):
+    """``--cv``: the CV estimators fitted too, a cell "defaults / CV / best baseline"."""
+    out = tmp_path / "families.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "code_families.py"),
+                           "--small", "--device", "cpu", "--families", "1 s trials",
+                           "--codes", "rate", "--cv", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (draw,) = json.loads(out.read_text())["1 s trials"]["rate"]
+    cv_scores = draw["methods"]["CV"]["scores"]
+    assert len(cv_scores) == 1 and np.isfinite(cv_scores[0])
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| 1 s")]
+    assert row.split("|")[2].count(" / ") == 2  # defaults / CV / best baseline
+
+
 def test_binned_counts_keep_every_spike(monkeypatch):
     suite = _suite_module(monkeypatch)
     X = make_spiking_data(n_neurons=6, duration=4.0, random_state=0).windows  # 50 ms, 10 ms bins
