@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils.validation import check_array
 
-from ..model.config import DECODER_ONLY_BLOCKS
+from ..model.config import ALL_DECODER_ONLY_BLOCKS
 from ._supervised import SupervisedNeuroformer
 
 
@@ -48,7 +48,7 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     # README.md): behaviour R² 0.949 -> 0.987 (2 s, 80 neurons), 0.892 -> 0.959 (1 s, 400
     # neurons). The count decoder still reads them after training. The classifier keeps
     # training on them (D_E_III: 0.676 -> 0.636 without).
-    _decoder_only_blocks = DECODER_ONLY_BLOCKS + ("binned counts",)
+    _decoder_only_blocks = ALL_DECODER_ONLY_BLOCKS
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

@@ -11,8 +11,9 @@ READOUTS = ("mean", "mean+count", "mean+binned", "mean+binned+pairs")
 BINNED_READOUTS = ("mean+binned", "mean+binned+pairs")  # the readouts with binned counts
 # Count-input blocks the network does not train on by default: zeros in training mode, head
 # weights 0 until the count decoder sets them (Neuroformer.count_features). The config field
-# ``decoder_only_blocks`` may add "binned counts" (the regressor's default).
+# ``decoder_only_blocks`` may be ALL_DECODER_ONLY_BLOCKS, the regressor's.
 DECODER_ONLY_BLOCKS = ("pairs", "neuron counts")
+ALL_DECODER_ONLY_BLOCKS = DECODER_ONLY_BLOCKS + ("binned counts",)  # the other choice
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
                    "clip_final_layer", "clip_mean_frames")
@@ -108,8 +109,9 @@ class NeuroformerConfig:
     decoder_only_blocks : tuple of str
         Blocks of the count inputs (``count_input_blocks``) that the network does not train
         on: zeros in training mode, head weights 0 until the count decoder sets them.
-        ``DECODER_ONLY_BLOCKS`` (the coincidences and the neuron counts), or those and
-        ``"binned counts"``; blocks the readout does not have are ignored.
+        ``DECODER_ONLY_BLOCKS`` (the coincidences and the neuron counts), or
+        ``ALL_DECODER_ONLY_BLOCKS`` (those and ``"binned counts"``); blocks the readout does
+        not have are ignored.
     pair_units : tuple of int
         Neurons (0-based) whose pairwise coincidences the ``"mean+binned+pairs"`` readout
         reads; pairs in the order of ``numpy.triu_indices(M, 1)`` over this tuple.
@@ -249,11 +251,9 @@ class NeuroformerConfig:
             raise ValueError("readout='mean+binned+pairs' needs pair_units: distinct neurons in "
                              f"0..n_neurons - 1 = {self.n_neurons - 1}; got {self.pair_units}")
         self.decoder_only_blocks = tuple(self.decoder_only_blocks)
-        if self.decoder_only_blocks not in (DECODER_ONLY_BLOCKS,
-                                            DECODER_ONLY_BLOCKS + ("binned counts",)):
+        if self.decoder_only_blocks not in (DECODER_ONLY_BLOCKS, ALL_DECODER_ONLY_BLOCKS):
             raise ValueError(f"decoder_only_blocks must be {DECODER_ONLY_BLOCKS} or "
-                             f"{DECODER_ONLY_BLOCKS + ('binned counts',)}; got "
-                             f"{self.decoder_only_blocks}")
+                             f"{ALL_DECODER_ONLY_BLOCKS}; got {self.decoder_only_blocks}")
         if self.readout != "mean":
             knots = self.count_knots
             if not knots or not all(math.isfinite(k) for k in knots) or any(
