@@ -51,6 +51,9 @@ FAMILIES = {
                                                        noise=1.0, coding_fraction=0.1),
     # ~1,350 spikes a window, past the small preset's 1,024-token budget (earliest dropped)
     "1 s trials, 300 neurons, 10 Hz": dict(window=1.0, n_neurons=300, rate=10.0, noise=2.0),
+    # weak codes: 4 coding cells whose code spikes are as many as their background's
+    "weak: 10 % coding, 5 Hz over 5 Hz": dict(coding_fraction=0.1, rate=5.0, noise=5.0),
+    "2 classes, 120 trials": dict(n_classes=2, n_trials=120),
 }
 SMALL_SIZES = dict(n_trials=48, n_neurons=32, dt=0.005)  # --small: every family this size
 

@@ -60,7 +60,10 @@ def test_blend_keeps_the_network_and_adds_the_decoder(pair, rate):
     blended, plain = pair
     X, y = rate
     chosen = blended.count_decoder_
-    assert set(chosen) == {"blocks", "C", "weight"} and plain.count_decoder_ is None
+    assert set(chosen) == {"blocks", "C", "weight", "count_transform"}
+    assert plain.count_decoder_ is None
+    # the classifier's network trains on the binned counts: their log transform stays
+    assert chosen["count_transform"] == "log" == blended.model_config_.count_transform
     assert chosen["C"] in count_decoder.PENALTIES
     assert chosen["weight"] in count_decoder.BLEND_WEIGHTS
     assert set(chosen["blocks"]) <= {"count code", "pairs", "neuron counts", "binned counts"}
@@ -87,6 +90,27 @@ def test_regressor_blend_on_a_count_code():
     w = blended.count_decoder_["weight"]
     torch.testing.assert_close(blended.model_.head_reg.weight[:, :E],
                                (1 - w) * plain.model_.head_reg.weight[:, :E])
+
+
+@pytest.mark.parametrize("transform", ["raw", "log"])
+def test_regressor_decoder_chooses_the_count_transform_on_validation(transform, tmp_path):
+    """Targets linear in the raw counts of dense windows, or in their logs: the regressor's
+    count decoder (every count block decoder-only) reads the counts the way the validation
+    rows favour, and the fitted model (saved and loaded too) reads them that way."""
+    rng = np.random.default_rng(0)
+    rates = rng.gamma(2.0, 1.0, size=(600, 8, 1))  # (windows, neurons, 1): dense, varied
+    counts = rng.poisson(rates * np.ones((1, 1, 4)))
+    total = counts.sum(2).astype(float)
+    y = (total if transform == "raw" else np.log1p(total)) @ rng.normal(size=8)
+    reg = NeuroformerRegressor(**FAST).fit(counts[:450], y[:450])
+    assert reg.count_decoder_["count_transform"] == transform
+    assert reg.model_config_.count_transform == transform == reg.model_.config.count_transform
+    assert reg.count_decoder_["weight"] > 0 and reg.score(counts[450:], y[450:]) > 0.8
+    assert set(reg.count_decoder_["blocks"]) & {"neuron counts", "binned counts"}
+    reg.save(tmp_path / "reg.nfe")
+    loaded = NeuroformerRegressor.load(tmp_path / "reg.nfe")
+    assert loaded.model_.config.count_transform == transform
+    np.testing.assert_allclose(loaded.predict(counts[450:]), reg.predict(counts[450:]), rtol=1e-5)
 
 
 def test_blend_after_early_stopping(rate):

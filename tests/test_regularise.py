@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from skorch.callbacks import Callback
 from sklearn.base import clone
 
-from nfestimators import NeuroformerClassifier, NeuroformerRegressor, SpikeTokenizer
+from nfestimators import (NeuroformerClassifier, NeuroformerPretrainer, NeuroformerRegressor,
+                          SpikeTokenizer)
 from nfestimators.data import TokenStore
 from nfestimators.datasets import make_spiking_data
 from nfestimators.model import Neuroformer, make_config
@@ -192,6 +193,17 @@ def test_ema_weights_are_what_the_fitted_model_holds(data):
     assert any(not torch.allclose(p, raw_final[name])
                for name, p in ema.model_.named_parameters())
     assert not np.allclose(ema.predict(X), raw.predict(X))
+
+
+def test_the_pretrainer_keeps_the_averaged_weights_too(data):
+    X = data.windows
+    recorder = RawEMA(0.9)
+    pre = NeuroformerPretrainer(max_epochs=2, ema_decay=0.9, callbacks=[("ema", recorder)],
+                                **FAST).fit(X)
+    for name, p in pre.model_.named_parameters():
+        torch.testing.assert_close(p, recorder.ema[name], rtol=1e-5, atol=1e-6)
+    raw = NeuroformerPretrainer(max_epochs=2, **FAST).fit(X)
+    assert raw.ema_decay is None and pre.score(X) != raw.score(X)
 
 
 def test_early_stopping_restores_the_averaged_weights_of_the_best_epoch(data):

@@ -111,7 +111,9 @@ regressor, on the standardised inputs, the coincidences sharing one scale, ``C``
 .. 1000) and blend it into the head, ``(1 - w)`` times the network's outputs plus ``w``
 times the decoder's; the inputs, ``C`` and ``w`` (0, 0.25, .. 1) are those of lowest loss
 on the validation rows (the coincidences only when they beat the best decoder without them
-by more than a standard error), and ``count_decoder_`` says which. ``w = 0`` keeps the
+by more than a standard error; for the regressor, whose network does not train on the
+neuron and binned counts, read as ``log(1 + c)`` or as the raw counts c), and
+``count_decoder_`` says which. ``w = 0`` keeps the
 network as it is: the blend costs the network nothing where its features win, and gives it
 the converged count decoder AdamW does not reach in a short fit where counts carry the code
 (:func:`nfestimators.training.blend_count_decoder`). On the decoding suite (H200, 3

@@ -111,8 +111,9 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     left alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
     stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`).
     ``blend`` (``"classification"`` or ``"regression"``) blends the linear decoder of the
-    count inputs into that trained head and sets ``count_decoder_``
-    (:func:`~nfestimators.training.blend_count_decoder`). Sets
+    count inputs into that trained head and sets ``count_decoder_`` (and ``model_config_``
+    to the model's: the decoder may change its ``count_transform``;
+    :func:`~nfestimators.training.blend_count_decoder`). Sets
     ``model_``, ``history_``, ``n_epochs_`` (finished
     epochs) and ``best_epoch_`` (the epoch whose weights the model holds) of ``est``. A
     ``KeyboardInterrupt`` stops the fit cleanly with the weights of the best (or last)
@@ -180,6 +181,7 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     if blend is not None and not interrupted:  # interrupted: the finished epoch's weights
         est.count_decoder_ = blend_count_decoder(est.model_, store, train_rows, valid_rows,
                                                  blend, seed=seed)
+        est.model_config_ = est.model_.config  # the decoder chooses its count_transform
     if interrupted:
         warnings.warn(f"fit was interrupted (KeyboardInterrupt) after {est.n_epochs_} finished "
                       f"epoch(s); the model keeps the weights of epoch {est.best_epoch_}.",

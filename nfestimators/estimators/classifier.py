@@ -27,8 +27,10 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
 {fitted_attributes}
     count_decoder_ : dict or None
         With ``count_decoder="blend"``: the linear count decoder blended into the head,
-        ``{"blocks": inputs read, "C": its penalty, "weight": its share w of the outputs}``
-        (w = 0: the network alone); None when nothing was blended.
+        ``{"blocks": inputs read, "C": its penalty, "weight": its share w of the outputs,
+        "count_transform": ...}`` (w = 0: the network alone); None when nothing was
+        blended.
+        ``"count_transform"``: ``"log"`` (the network trains on the log binned counts).
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 

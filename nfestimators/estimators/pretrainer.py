@@ -49,7 +49,8 @@ class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
                  n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
-                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5, device="auto",
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5, ema_decay=None,
+                 device="auto",
                  precision="auto", compile=False, cuda_graphs="auto", strategy="single",
                  callbacks=None, random_state=None, verbose=0):
         self.contrastive = contrastive
@@ -72,6 +73,7 @@ class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
         self.warmup_fraction = warmup_fraction
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.ema_decay = ema_decay
         self.device = device
         self.precision = precision
         self.compile = compile
@@ -94,7 +96,8 @@ class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
         self.baseline_rates_ = self.input_encoder_.training_rates(X)
         store = self.input_encoder_.store(X, self.device_)
         return self._train(store, LOSS_WEIGHTS, bprop=None,
-                           init_state=self._rate_prior_state(self.baseline_rates_, len(X)))
+                           init_state=self._rate_prior_state(self.baseline_rates_, len(X)),
+                           ema_decay=None if self.ema_decay is None else float(self.ema_decay))
 
     def _training_strategy(self):
         return self.strategy

@@ -14,6 +14,9 @@ BINNED_READOUTS = ("mean+binned", "mean+binned+pairs")  # the readouts with binn
 # ``decoder_only_blocks`` may be ALL_DECODER_ONLY_BLOCKS, the regressor's.
 DECODER_ONLY_BLOCKS = ("pairs", "neuron counts")
 ALL_DECODER_ONLY_BLOCKS = DECODER_ONLY_BLOCKS + ("binned counts",)  # the other choice
+# How the neuron counts and the binned counts read a count c: log(1 + c), or c itself.
+COUNT_TRANSFORMS = ("log", "raw")
+COUNTED_BLOCKS = ("neuron counts", "binned counts")  # the blocks count_transform applies to
 # The original code's behaviours kept as switches (the ``compat_<name>`` fields below).
 COMPAT_SWITCHES = ("drop_frame_pe", "layernorm_behavior", "attend_pad", "pool_pad",
                    "clip_final_layer", "clip_mean_frames")
@@ -112,6 +115,10 @@ class NeuroformerConfig:
         ``DECODER_ONLY_BLOCKS`` (the coincidences and the neuron counts), or
         ``ALL_DECODER_ONLY_BLOCKS`` (those and ``"binned counts"``); blocks the readout does
         not have are ignored.
+    count_transform : {"log", "raw"}
+        What the neuron counts and the binned counts hold of a count c: ``log(1 + c)`` (the
+        default) or c. When both blocks are decoder-only (the regressor's), the count
+        decoder chooses it on the validation rows.
     pair_units : tuple of int
         Neurons (0-based) whose pairwise coincidences the ``"mean+binned+pairs"`` readout
         reads; pairs in the order of ``numpy.triu_indices(M, 1)`` over this tuple.
@@ -203,6 +210,7 @@ class NeuroformerConfig:
     window_bins: int = 0
     pair_units: tuple[int, ...] = ()
     decoder_only_blocks: tuple[str, ...] = DECODER_ONLY_BLOCKS
+    count_transform: str = "log"
     contrastive: tuple[str, ...] = ("id",)
     clip_embd: int | None = None
     clip_temp: float = 0.5
@@ -254,6 +262,9 @@ class NeuroformerConfig:
         if self.decoder_only_blocks not in (DECODER_ONLY_BLOCKS, ALL_DECODER_ONLY_BLOCKS):
             raise ValueError(f"decoder_only_blocks must be {DECODER_ONLY_BLOCKS} or "
                              f"{ALL_DECODER_ONLY_BLOCKS}; got {self.decoder_only_blocks}")
+        if self.count_transform not in COUNT_TRANSFORMS:
+            raise ValueError(f"count_transform must be one of {COUNT_TRANSFORMS}; got "
+                             f"{self.count_transform!r}")
         if self.readout != "mean":
             knots = self.count_knots
             if not knots or not all(math.isfinite(k) for k in knots) or any(

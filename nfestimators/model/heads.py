@@ -231,27 +231,34 @@ def pair_coincidences(ids, dts, spikes, config, unit_slot):
     return torch.log1p((per_bin @ per_bin.transpose(1, 2))[:, pairs[0], pairs[1]])
 
 
-def neuron_counts(ids, spikes, n_neurons):
-    """``log(1 + count)`` of every neuron over the window, (B, n_neurons), from the current
-    tokens (B, T) and their spike mask (B, T).
+def transformed_counts(counts, transform):
+    """``log(1 + counts)`` (``transform="log"``) or ``counts`` (``"raw"``): the
+    ``count_transform`` of the neuron counts and the binned counts."""
+    return torch.log1p(counts) if transform == "log" else counts
+
+
+def neuron_counts(ids, spikes, n_neurons, transform="log"):
+    """Every neuron's count over the window, ``log(1 + count)`` or raw (``transform``),
+    (B, n_neurons), from the current tokens (B, T) and their spike mask (B, T).
 
     Examples
     --------
     >>> ids = torch.tensor([[0, 2, 2, 5]])
-    >>> neuron_counts(ids, torch.tensor([[True, True, True, False]]), 3).expm1()
+    >>> neuron_counts(ids, torch.tensor([[True, True, True, False]]), 3, "raw")
     tensor([[1., 0., 2.]])
     """
     counts = torch.zeros(ids.shape[0], n_neurons, device=ids.device)
     counts.scatter_add_(1, torch.where(spikes, ids, 0), spikes.float())
-    return torch.log1p(counts)
+    return transformed_counts(counts, transform)
 
 
 def binned_counts(ids, dts, spikes, config):
-    """``log(1 + count)`` of every neuron in ``config.count_bins`` equal time bins of the window,
-    (B, n_neurons * count_bins), from the current tokens (B, T) and their spike mask (B, T)."""
+    """Every neuron's count in ``config.count_bins`` equal time bins of the window (through
+    ``config.count_transform``), (B, n_neurons * count_bins), from the current tokens (B, T)
+    and their spike mask (B, T)."""
     c = config
     group = dts.clamp(0, c.window_bins - 1) * c.count_bins // c.window_bins  # (B, T)
     index = torch.where(spikes, ids * c.count_bins + group, 0)
     counts = torch.zeros(ids.shape[0], c.n_neurons * c.count_bins, device=ids.device)
     counts.scatter_add_(1, index, spikes.float())
-    return torch.log1p(counts)
+    return transformed_counts(counts, c.count_transform)

@@ -415,8 +415,9 @@ class Neuroformer(nn.Module):
         ``config.count_input_blocks()``: ``sqrt(E)`` times the count code of the window's
         spike tokens (K), then (``"mean+binned+pairs"``) the P pairwise coincidences
         (:func:`~nfestimators.model.heads.pair_coincidences`), then (the binned readouts)
-        every neuron's ``log(1 + count)`` over the window (the neuron counts, when
-        ``count_bins > 1``) and in each of the ``count_bins`` time bins. They depend on
+        every neuron's count over the window (the neuron counts, when ``count_bins > 1``)
+        and in each of the ``count_bins`` time bins, as ``log(1 + count)`` or raw
+        (``config.count_transform``). They depend on
         the tokens alone, not on the network's weights.
 
         The blocks of ``config.decoder_only_blocks`` (the coincidences and the neuron
@@ -442,7 +443,7 @@ class Neuroformer(nn.Module):
             if "pairs" in blocks:
                 features.append(pair_coincidences(ids, dts, spikes, c, self.pair_slot))
             if "neuron counts" in blocks:
-                features.append(neuron_counts(ids, spikes, c.n_neurons))
+                features.append(neuron_counts(ids, spikes, c.n_neurons, c.count_transform))
             if "binned counts" in blocks:
                 features.append(binned_counts(ids, dts, spikes, c))
         return torch.cat(features, dim=1)

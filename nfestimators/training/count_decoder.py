@@ -15,6 +15,7 @@ the head is linear in its inputs, so the blend is one head again.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import eval_mode
+from ..model.config import COUNT_TRANSFORMS, COUNTED_BLOCKS
 
 PENALTIES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # C, as LogisticRegression's
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the decoder: (1 - w) network + w decoder
@@ -39,9 +41,13 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     the binned counts) and
     on all of them (one penalty over a block of 16 inputs and one of hundreds lets the
     larger drown the smaller), every ``C`` of ``PENALTIES`` fitted at once by full-batch
-    L-BFGS, one run per block set on its inputs alone; the one of lowest log-loss (squared
-    error) on ``valid_rows`` is kept, a set with the coincidences only when it beats the
-    best without them by more than a standard error (:func:`_choose`).
+    L-BFGS, one run per block set on its inputs alone; when the network trained on neither
+    the neuron counts nor the binned counts (the regressor), every set holding one of them
+    is fitted on ``log(1 + c)`` and on the raw counts c too (``config.count_transform``,
+    :func:`_transforms`). The one of lowest log-loss (squared error) on ``valid_rows`` is
+    kept, a set with the coincidences only when it beats the best without them by more than
+    a standard error (:func:`_choose`), and the model's ``count_transform`` becomes the
+    kept one's.
     Inputs are standardised one by one, except the coincidences, which share one scale:
     synchrony lives in the few pairs that often fire together, among hundreds that rarely
     do, and scaling each pair to unit variance raises the rare pairs' noise to the level of
@@ -54,8 +60,9 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
     Returns
     -------
     dict or None
-        ``{"blocks": names, "C": C, "weight": w}``; None, and the head untouched, when the
-        readout has no count inputs or there are no validation rows to choose on.
+        ``{"blocks": names, "C": C, "weight": w, "count_transform": transform}``; None, and
+        the head untouched, when the readout has no count inputs or there are no validation
+        rows to choose on.
     """
     config = model.config
     if config.readout == "mean" or not len(valid_rows):
@@ -65,64 +72,105 @@ def blend_count_decoder(model, store, train_rows, valid_rows, objective, seed=0)
                                                                 replace=False))
     classify = objective == "classification"
     head = model.head_cls if classify else model.head_reg
-    x_train, y_train, _ = _inputs(model, store, train_rows, classify)
-    x_valid, y_valid, net_valid = _inputs(model, store, valid_rows, classify, network=True)
+    targets = store.y_cls if classify else store.y_reg
+    y_train, y_valid = (targets[torch.as_tensor(rows, device=targets.device)]
+                        for rows in (train_rows, valid_rows))
+    net_valid = _network_outputs(model, store, valid_rows, classify).to(targets.device)
     blocks = config.count_input_blocks()
-    mean, scale = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
-    if "pairs" in blocks:  # one scale for the block: see the docstring
-        pairs = blocks["pairs"]
-        scale[pairs] = (x_train[:, pairs] - mean[pairs]).pow(2).mean().sqrt().clamp_min(1e-6)
     block_sets = [(name,) for name in blocks] + ([tuple(blocks)] if len(blocks) > 1 else [])
-    x_train = (x_train - mean) / scale
-    n_features, n_outputs = x_train.shape[1], head.out_features
-    # (Q, F, n_outputs) and (Q, n_outputs): Q = block sets x penalties, 0 outside a set's inputs
-    weight = x_train.new_zeros(len(block_sets) * len(PENALTIES), n_features, n_outputs)
-    bias = x_train.new_zeros(len(block_sets) * len(PENALTIES), n_outputs)
-    penalties = torch.tensor(PENALTIES, device=x_train.device)
-    for i, names in enumerate(block_sets):
-        columns = torch.cat([torch.arange(n_features, device=x_train.device)[blocks[name]]
-                             for name in names])
-        problems = slice(i * len(PENALTIES), (i + 1) * len(PENALTIES))
-        weight[problems, columns], bias[problems] = _fit(x_train[:, columns], y_train,
-                                                         penalties, n_outputs, classify)
-    # back to the raw inputs: w (x - mean) / scale + b = (w / scale) x + (b - w mean / scale)
-    weight = weight / scale[:, None]
-    bias = bias - mean @ weight
-    row_losses = _row_losses(_outputs(x_valid, weight, bias), y_valid, classify)
-    best = _choose(row_losses, ["pairs" in names for names in block_sets
+    problems = []  # (transform, block set, weight (P, F, n_outputs), bias (P, n_outputs))
+    valid_inputs = {}
+    for transform in _transforms(config, blocks):
+        model.config = dataclasses.replace(config, count_transform=transform)
+        x_train = _count_inputs(model, store, train_rows).to(targets.device)
+        valid_inputs[transform] = _count_inputs(model, store, valid_rows).to(targets.device)
+        mean, scale = _standardisation(x_train, blocks)
+        x_train = (x_train - mean) / scale
+        for names in block_sets:
+            if transform != config.count_transform and not set(names) & set(COUNTED_BLOCKS):
+                continue  # the same inputs as with the model's own transform
+            weight, bias = _fit_block_set(x_train, y_train, blocks, names, head.out_features,
+                                          classify)
+            # back to the raw inputs: w (x - mean) / scale + b = (w / scale) x + (b - w mean / scale)
+            weight = weight / scale[:, None]
+            problems.append((transform, names, weight, bias - mean @ weight))
+    row_losses = torch.cat([_row_losses(_outputs(valid_inputs[transform], weight, bias),
+                                        y_valid, classify)
+                            for transform, _, weight, bias in problems])
+    best = _choose(row_losses, ["pairs" in names for _, names, _, _ in problems
                                 for _ in PENALTIES])
-    decoder_valid = x_valid @ weight[best] + bias[best]
+    transform, names, weight, bias = problems[best // len(PENALTIES)]
+    weight, bias = weight[best % len(PENALTIES)], bias[best % len(PENALTIES)]
+    model.config = dataclasses.replace(config, count_transform=transform)
+    decoder_valid = valid_inputs[transform] @ weight + bias
     blends = torch.stack([(1 - w) * net_valid + w * decoder_valid for w in BLEND_WEIGHTS])
     w = BLEND_WEIGHTS[int(_losses(blends, y_valid, classify).argmin())]
     with torch.no_grad():
         full = torch.zeros_like(head.weight)
-        full[:, config.n_embd:] = weight[best].T.to(full)
+        full[:, config.n_embd:] = weight.T.to(full)
         if head.bias is not None:
-            head.bias.mul_(1 - w).add_(w * bias[best].to(head.bias))
+            head.bias.mul_(1 - w).add_(w * bias.to(head.bias))
         else:  # the count code's K columns sum to sqrt(E) in every window: an intercept
             n_knots = len(config.count_knots)
             full[:, config.n_embd:config.n_embd + n_knots] += (
-                bias[best] / math.sqrt(config.n_embd)).to(full).unsqueeze(1)
+                bias / math.sqrt(config.n_embd)).to(full).unsqueeze(1)
         head.weight.mul_(1 - w).add_(w * full)
-    return {"blocks": block_sets[best // len(PENALTIES)],
-            "C": PENALTIES[best % len(PENALTIES)], "weight": w}
+    return {"blocks": names, "C": PENALTIES[best % len(PENALTIES)], "weight": w,
+            "count_transform": transform}
 
 
-def _inputs(model, store, rows, classify, network=False, batch_size=1024):
-    """Count inputs (float32), targets and (``network``) the head's outputs of ``rows``, on
-    the store's device (the decoder is fitted there)."""
-    targets = store.y_cls if classify else store.y_reg
-    device = targets.device
-    inputs, outputs = [], []
+def _transforms(config, blocks):
+    """The count transforms to fit the decoder on: both when the readout has neuron or
+    binned counts and the network trained on neither (all are decoder-only, so their
+    transform does not change the trained network), else the model's own."""
+    counted = set(blocks) & set(COUNTED_BLOCKS)
+    if counted and counted <= set(config.decoder_only_blocks):
+        return (config.count_transform,) + tuple(
+            t for t in COUNT_TRANSFORMS if t != config.count_transform)
+    return (config.count_transform,)
+
+
+def _standardisation(x, blocks):
+    """Per-input ``(mean, scale)`` of the training inputs ``x``; the coincidences share one
+    scale (see :func:`blend_count_decoder`)."""
+    mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
+    if "pairs" in blocks:
+        pairs = blocks["pairs"]
+        scale[pairs] = (x[:, pairs] - mean[pairs]).pow(2).mean().sqrt().clamp_min(1e-6)
+    return mean, scale
+
+
+def _fit_block_set(x, y, blocks, names, n_outputs, classify):
+    """Weights (P, F, n_outputs), 0 outside the inputs of the blocks ``names``, and
+    intercepts (P, n_outputs) of the decoder of those blocks of the standardised inputs
+    ``x``, one problem per penalty of ``PENALTIES``."""
+    columns = torch.cat([torch.arange(x.shape[1], device=x.device)[blocks[name]]
+                         for name in names])
+    weight = x.new_zeros(len(PENALTIES), x.shape[1], n_outputs)
+    penalties = torch.tensor(PENALTIES, device=x.device)
+    weight[:, columns], bias = _fit(x[:, columns], y, penalties, n_outputs, classify)
+    return weight, bias
+
+
+def _count_inputs(model, store, rows, batch_size=1024):
+    """The count inputs of ``rows`` (float32, on the model's device)."""
+    inputs = []
     with torch.no_grad(), eval_mode(model):
         for start in range(0, len(rows), batch_size):
             batch = store.batch(rows[start:start + batch_size], targets=False)
             inputs.append(model.count_features(batch["id"], batch["dt"]).float())
-            if network:
-                out = model(batch, token_logits=False)
-                outputs.append(out["class_logits" if classify else "y_reg"].float())
-    net = torch.cat(outputs).to(device) if network else None
-    return torch.cat(inputs).to(device), targets[torch.as_tensor(rows, device=device)], net
+    return torch.cat(inputs)
+
+
+def _network_outputs(model, store, rows, classify, batch_size=1024):
+    """The trained head's outputs of ``rows`` (float32): the network before the blend."""
+    outputs = []
+    with torch.no_grad(), eval_mode(model):
+        for start in range(0, len(rows), batch_size):
+            batch = store.batch(rows[start:start + batch_size], targets=False)
+            out = model(batch, token_logits=False)
+            outputs.append(out["class_logits" if classify else "y_reg"].float())
+    return torch.cat(outputs)
 
 
 def _choose(row_losses, on_evidence):
