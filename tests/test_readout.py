@@ -13,6 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
+from skorch.callbacks import Callback
 import torch
 from sklearn.frozen import FrozenEstimator
 
@@ -156,18 +157,44 @@ def test_count_readout_regressor(rate_data):
 
 def test_only_the_regressor_trains_without_the_binned_counts(rate_data):
     """The regressor leaves the binned counts to the count decoder, the classifier trains
-    on them (benchmarks/README.md: behaviour codes gain R² without them, D_E_III loses)."""
+    on them (benchmarks/README.md: behaviour codes gain R² without them, D_E_III loses);
+    a regressor without a count decoder to read them (``count_decoder="none"``, or no
+    validation rows to fit it on) trains on them too."""
     X, y, _, _ = rate_data
-    settings = dict(readout="mean+binned", count_decoder="none", max_epochs=2, **FAST)
-    reg = NeuroformerRegressor(**settings).fit(X[:40], y[:40].astype(float))
-    clf = NeuroformerClassifier(**settings).fit(X[:40], y[:40])
-    assert "binned counts" in reg.model_config_.decoder_only_blocks
-    assert "binned counts" not in clf.model_config_.decoder_only_blocks
-    for est, head in ((reg, reg.model_.head_reg), (clf, clf.model_.head_cls)):
+    settings = dict(readout="mean+binned", max_epochs=2, **FAST)
+    left = NeuroformerRegressor(**settings).fit(X[:40], y[:40].astype(float))
+    assert "binned counts" in left.model_config_.decoder_only_blocks
+    trained = [NeuroformerClassifier(count_decoder="none", **settings).fit(X[:40], y[:40])]
+    for params in (dict(count_decoder="none"), dict(validation_fraction=None)):
+        trained.append(NeuroformerRegressor(**settings, **params).fit(X[:40],
+                                                                      y[:40].astype(float)))
+    for est in trained:
+        assert "binned counts" not in est.model_config_.decoder_only_blocks
+        assert est.count_decoder_ is None
+        head = est.model_.head_cls if hasattr(est, "classes_") else est.model_.head_reg
         binned = est.model_config_.count_input_blocks()["binned counts"]
         columns = slice(est.model_config_.n_embd + binned.start,
                         est.model_config_.n_embd + binned.stop)
-        assert head.weight[:, columns].any() == (est is clf)  # trained, or left at 0
+        assert head.weight[:, columns].any()  # trained with the network
+
+
+def test_the_regressor_network_never_sees_the_counts_left_to_its_decoder(rate_data):
+    """The blocks left to the count decoder are zeros in training, so their head weights
+    stay 0 through training (the decoder sets them afterwards)."""
+    X, y, _, _ = rate_data
+    captured = {}
+
+    class Capture(Callback):
+        def on_train_end(self, net, **kwargs):
+            captured["weight"] = net.module_.head_reg.weight.detach().clone()
+
+    reg = NeuroformerRegressor(readout="mean+binned", max_epochs=2, callbacks=[("c", Capture())],
+                               **FAST).fit(X[:40], y[:40].astype(float))
+    blocks = reg.model_config_.count_input_blocks()
+    for name in ("neuron counts", "binned counts"):
+        columns = slice(reg.model_config_.n_embd + blocks[name].start,
+                        reg.model_config_.n_embd + blocks[name].stop)
+        assert not captured["weight"][:, columns].any(), name
 
 
 def test_count_readout_survives_save_load_and_pickle(count_clf, rate_data, tmp_path):

@@ -202,8 +202,8 @@ def test_the_pretrainer_keeps_the_averaged_weights_too(data):
                                 **FAST).fit(X)
     for name, p in pre.model_.named_parameters():
         torch.testing.assert_close(p, recorder.ema[name], rtol=1e-5, atol=1e-6)
-    raw = NeuroformerPretrainer(max_epochs=2, **FAST).fit(X)
-    assert raw.ema_decay is None and pre.score(X) != raw.score(X)
+    raw = NeuroformerPretrainer(max_epochs=2, ema_decay=None, **FAST).fit(X)
+    assert NeuroformerPretrainer().ema_decay == 0.99 and pre.score(X) != raw.score(X)
 
 
 def test_early_stopping_restores_the_averaged_weights_of_the_best_epoch(data):

@@ -250,7 +250,8 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         (0 to 1) of ``log(1 + n)`` over the training windows ``X`` (``n_tokens``: spike
         tokens kept per window), repeated values once; with the binned readouts, the time
         bins of the per-neuron counts (:func:`count_bins_for`) and the blocks only the
-        count decoder reads (``_decoder_only_blocks``); with
+        count decoder reads (``_decoder_only_blocks``, or ``DECODER_ONLY_BLOCKS`` when no
+        count decoder will be fitted: ``count_decoder="none"`` or no validation rows); with
         ``"mean+binned+pairs"``, the PAIR_UNITS units of highest training rate (ties: the
         lower id) as the units of the pairwise coincidences, in id order."""
         if self.readout == "mean":
@@ -260,8 +261,11 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         fields = {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
         if self.readout in BINNED_READOUTS:
             n_bins = int(self.tokenizer_.n_bins_)
+            # blocks left to the count decoder only where there will be one to read them
+            decoder_reads = self.count_decoder == "blend" and bool(self.validation_fraction)
             fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins),
-                          decoder_only_blocks=self._decoder_only_blocks)
+                          decoder_only_blocks=(self._decoder_only_blocks if decoder_reads
+                                               else DECODER_ONLY_BLOCKS))
         if self.readout == "mean+binned+pairs":
             rates = self.input_encoder_.training_rates(X)
             busiest = np.argsort(-rates, kind="stable")[:PAIR_UNITS]

@@ -49,7 +49,7 @@ class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
                  n_head=None, dropout=None, compat=(), rate_prior=True, dt="auto",
                  max_tokens=None, max_prev_tokens=None, behavior_inputs=None,
                  round_counts=False, max_epochs=100, batch_size=32, lr=1e-3, weight_decay=0.1,
-                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5, ema_decay=None,
+                 warmup_fraction=0.1, validation_fraction=0.1, n_iter_no_change=5, ema_decay=0.99,
                  device="auto",
                  precision="auto", compile=False, cuda_graphs="auto", strategy="single",
                  callbacks=None, random_state=None, verbose=0):
