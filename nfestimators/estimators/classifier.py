@@ -28,9 +28,8 @@ class NeuroformerClassifier(ClassifierMixin, SupervisedNeuroformer):
     count_decoder_ : dict or None
         With ``count_decoder="blend"``: the linear count decoder blended into the head,
         ``{"blocks": inputs read, "C": its penalty, "weight": its share w of the outputs,
-        "count_transform": ...}`` (w = 0: the network alone); None when nothing was
-        blended.
-        ``"count_transform"``: ``"log"`` (the network trains on the log binned counts).
+        "count_transform": "log"}`` (w = 0: the network alone; the transform is "log" as
+        the network trains on the log binned counts); None when nothing was blended.
     classes_ : ndarray of shape (n_classes,)
         The labels seen in fit.
 

@@ -28,10 +28,9 @@ class NeuroformerRegressor(RegressorMixin, SupervisedNeuroformer):
     count_decoder_ : dict or None
         With ``count_decoder="blend"``: the linear count decoder blended into the head,
         ``{"blocks": inputs read, "C": its penalty, "weight": its share w of the outputs,
-        "count_transform": ...}`` (w = 0: the network alone); None when nothing was
-        blended.
-        ``"count_transform"``: ``"log"`` or ``"raw"``, how it reads the neuron and binned
-        counts (chosen on the validation rows).
+        "count_transform": "log" or "raw"}`` (w = 0: the network alone; the transform: how
+        it reads the neuron and binned counts, chosen on the validation rows); None when
+        nothing was blended.
     y_mean_, y_scale_ : ndarray of shape (n_targets,)
         Standardisation of the targets (predictions are returned in the original units).
 
