@@ -196,11 +196,10 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         sclm = float(self.sclm_weight)
         weights = {objective: 1.0, "id": 0.6 * sclm, "dt": 0.4 * sclm}  # spike loss split as 4.1
         bprop = [objective] + (["id", "dt"] if sclm > 0 else [])
-        blend = objective if self.count_decoder == "blend" and not keep_head else None
+        blend = objective if self._fits_count_decoder() and not keep_head else None
         self.count_decoder_ = None
         fit = dict(weights=weights, bprop=bprop, labels=labels, jitter=int(self.augment_jitter),
-                   neuron_dropout=float(self.augment_neuron_dropout),
-                   ema_decay=None if self.ema_decay is None else float(self.ema_decay))
+                   neuron_dropout=float(self.augment_neuron_dropout))
         if n_added:  # unit identification: the new rows and the head, the backbone frozen
             last = self.adapt == "units" or self.freeze == "backbone"
             n_old = self.tokenizer_.n_neurons_ - n_added
@@ -244,6 +243,11 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         """Model config fields of the supervised loss (the classifier's label smoothing)."""
         return {}
 
+    def _fits_count_decoder(self):
+        """Whether a fit blends the count decoder in: ``count_decoder="blend"`` and
+        validation rows to choose it on (a kept pretrained head aside)."""
+        return self.count_decoder == "blend" and bool(self.validation_fraction)
+
     def _readout_config(self, n_tokens, X):
         """Model config fields of the head's readout; with ``"mean+count"`` and the binned
         readouts, the knots of the count code at COUNT_KNOTS evenly spaced quantiles
@@ -261,10 +265,9 @@ class SupervisedNeuroformer(LatentTransformer, NeuroformerBase, abstract=True):
         fields = {"readout": self.readout, "count_knots": tuple(float(k) for k in knots)}
         if self.readout in BINNED_READOUTS:
             n_bins = int(self.tokenizer_.n_bins_)
-            # blocks left to the count decoder only where there will be one to read them
-            decoder_reads = self.count_decoder == "blend" and bool(self.validation_fraction)
             fields.update(window_bins=n_bins, count_bins=count_bins_for(n_bins),
-                          decoder_only_blocks=(self._decoder_only_blocks if decoder_reads
+                          decoder_only_blocks=(self._decoder_only_blocks
+                                               if self._fits_count_decoder()
                                                else DECODER_ONLY_BLOCKS))
         if self.readout == "mean+binned+pairs":
             rates = self.input_encoder_.training_rates(X)

@@ -99,7 +99,7 @@ def _callbacks(est, steps, early_stopping, rank):
 
 
 def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=None, labels=None,
-          trainable_rows=None, jitter=0, neuron_dropout=0.0, ema_decay=None, blend=None):
+          trainable_rows=None, jitter=0, neuron_dropout=0.0, blend=None):
     """Train a new model of ``est.model_config_`` on ``store`` with the skorch engine.
 
     Starts from ``init_state`` (missing keys stay freshly initialised) and updates only the
@@ -108,8 +108,8 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
     units of the unit tables; their other rows end the fit exactly as in ``init_state``);
     ``labels`` stratify the validation split. ``jitter`` and ``neuron_dropout`` perturb the
     training batches (:class:`~nfestimators.training.SpikeAugmenter`; validation batches are
-    left alone); ``ema_decay`` keeps a moving average of the weights, which validation, early
-    stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`).
+    left alone); ``est.ema_decay`` keeps a moving average of the weights, which validation,
+    early stopping and the fitted model use (:class:`~nfestimators.training.NeuroformerNet`).
     ``blend`` (``"classification"`` or ``"regression"``) blends the linear decoder of the
     count inputs into that trained head and sets ``count_decoder_`` (and ``model_config_``
     to the model's: the decoder may change its ``count_transform``;
@@ -155,7 +155,7 @@ def train(est, store, *, weights, bprop, strategy, init_state=None, trainable=No
             batch_size=batch_size, callbacks=_callbacks(est, steps, early_stopping, rank),
             device=est.device_, precision=est.precision_, compile=bool(est.compile),
             train_split=None, cuda_graphs=est.cuda_graphs_, verbose=0, strategy=strategy,
-            ema_decay=ema_decay)
+            ema_decay=None if est.ema_decay is None else float(est.ema_decay))
         shard = {"rank": rank, "world_size": world_size}
         tok = est.tokenizer_
         augment = SpikeAugmenter(est.model_config_, tok.n_bins_, tok.n_prev_bins_, jitter=jitter,

@@ -96,8 +96,7 @@ class NeuroformerPretrainer(LatentTransformer, NeuroformerBase):
         self.baseline_rates_ = self.input_encoder_.training_rates(X)
         store = self.input_encoder_.store(X, self.device_)
         return self._train(store, LOSS_WEIGHTS, bprop=None,
-                           init_state=self._rate_prior_state(self.baseline_rates_, len(X)),
-                           ema_decay=None if self.ema_decay is None else float(self.ema_decay))
+                           init_state=self._rate_prior_state(self.baseline_rates_, len(X)))
 
     def _training_strategy(self):
         return self.strategy

@@ -152,25 +152,26 @@ def _fit_block_set(x, y, blocks, names, n_outputs, classify):
     return weight, bias
 
 
-def _count_inputs(model, store, rows, batch_size=1024):
+def _count_inputs(model, store, rows):
     """The count inputs of ``rows`` (float32, on the model's device)."""
-    inputs = []
-    with torch.no_grad(), eval_mode(model):
-        for start in range(0, len(rows), batch_size):
-            batch = store.batch(rows[start:start + batch_size], targets=False)
-            inputs.append(model.count_features(batch["id"], batch["dt"]).float())
-    return torch.cat(inputs)
+    return _over_batches(model, store, rows,
+                         lambda batch: model.count_features(batch["id"], batch["dt"]))
 
 
-def _network_outputs(model, store, rows, classify, batch_size=1024):
+def _network_outputs(model, store, rows, classify):
     """The trained head's outputs of ``rows`` (float32): the network before the blend."""
-    outputs = []
+    key = "class_logits" if classify else "y_reg"
+    return _over_batches(model, store, rows,
+                         lambda batch: model(batch, token_logits=False)[key])
+
+
+def _over_batches(model, store, rows, compute, batch_size=1024):
+    """``compute(batch)`` of the model in eval mode, without gradients, over ``rows`` of
+    ``store`` in batches, concatenated (float32)."""
     with torch.no_grad(), eval_mode(model):
-        for start in range(0, len(rows), batch_size):
-            batch = store.batch(rows[start:start + batch_size], targets=False)
-            out = model(batch, token_logits=False)
-            outputs.append(out["class_logits" if classify else "y_reg"].float())
-    return torch.cat(outputs)
+        return torch.cat([compute(store.batch(rows[start:start + batch_size],
+                                              targets=False)).float()
+                          for start in range(0, len(rows), batch_size)])
 
 
 def _choose(row_losses, on_evidence):
